@@ -1,0 +1,1 @@
+"""The tunesmith catalogue: SQLAlchemy models, sessions, migrations and the on-disk layout."""

@@ -1,0 +1,54 @@
+"""Where tunesmith keeps its state: one folder, ``$TUNESMITH_HOME``, and one catalogue URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = "tunesmith-home"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The state folder and the catalogue URL.
+
+    Every stage writes its files below ``root`` (audio, MIDI, models, batches); the
+    catalogue is a SQLite file there unless ``database_url`` names another database.
+    """
+
+    root: Path
+    database_url: str
+
+    @classmethod
+    def from_env(cls) -> Home:
+        """Read ``TUNESMITH_HOME`` (default ``./tunesmith-home``) and ``TUNESMITH_DATABASE_URL``."""
+        root = Path(os.environ.get("TUNESMITH_HOME", DEFAULT_HOME)).expanduser().resolve()
+        url = os.environ.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{root / 'catalogue.sqlite'}"
+        return cls(root=root, database_url=url)
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.root / "audio"
+
+    @property
+    def midi_dir(self) -> Path:
+        return self.root / "midi"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.root / "batches"
+
+    @property
+    def prefect_dir(self) -> Path:
+        return self.root / "prefect"
+
+    def ensure(self) -> Home:
+        """Create the folders (idempotent) and return self."""
+        for folder in (self.root, self.audio_dir, self.midi_dir, self.models_dir, self.batches_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
