@@ -1,0 +1,1 @@
+"""Ingest: expand playlists with yt-dlp and download their audio into the catalogue."""

@@ -1,0 +1,131 @@
+"""Ingest's rows: playlists, their entries and sources, and each download's outcome."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Playlist, PlaylistEntry, Source, SourceState, utcnow
+from ingest.errors import IngestError
+from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio
+
+
+@dataclass(frozen=True)
+class DownloadOutcome:
+    source_id: int
+    state: SourceState
+    reason: str | None = None
+    downloaded: bool = False  # False when nothing was fetched (already there, or rejected)
+
+
+def record_listing(session: Session, listing: PlaylistListing, settings: IngestSettings) -> Playlist:
+    """Upsert the playlist and one source per entry; reject what the listing already rules out.
+
+    Known sources (by key) are linked, never duplicated, so re-submitting a playlist adds nothing.
+    """
+    playlist = session.scalar(select(Playlist).where(Playlist.url == listing.url))
+    if playlist is None:
+        playlist = Playlist(url=listing.url)
+        session.add(playlist)
+    playlist.title = listing.title or playlist.title
+    playlist.expanded_at = utcnow()
+    session.flush()
+    linked = set(session.scalars(select(PlaylistEntry.source_id).where(PlaylistEntry.playlist_id == playlist.id)))
+    for position, entry in enumerate(listing.entries):
+        source = session.scalar(select(Source).where(Source.key == entry.key))
+        if source is None:
+            source = Source(
+                key=entry.key,
+                url=entry.url,
+                title=entry.title,
+                uploader=entry.uploader,
+                upload_date=entry.upload_date,
+                license=entry.license,
+                duration=entry.duration,
+            )
+            reason = check_entry(entry, settings)
+            if reason:
+                source.state, source.reason = SourceState.REJECTED, reason
+            session.add(source)
+            session.flush()
+        if source.id not in linked:
+            session.add(PlaylistEntry(playlist_id=playlist.id, source_id=source.id, position=position))
+            linked.add(source.id)
+    return playlist
+
+
+def pending_source_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(Source.id).where(Source.state == SourceState.PENDING).order_by(Source.id)))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _finished_download(audio_dir: Path, source_id: int) -> Path | None:
+    """A file a killed run finished (renamed into place) but never recorded."""
+    found = sorted(audio_dir.glob(f"{source_id}.*"))
+    return found[0] if found else None
+
+
+def download_source(
+    sessions: sessionmaker[Session], source_id: int, audio_dir: Path, settings: IngestSettings
+) -> DownloadOutcome:
+    """Download one pending source and record the outcome; safe to re-run after a kill.
+
+    The download itself happens outside any transaction. The same audio reached through two
+    URLs is kept once: the later source is rejected as a duplicate of the first.
+    """
+    with sessions.begin() as session:
+        source = session.get(Source, source_id)
+        if source is None or source.state != SourceState.PENDING:
+            state = source.state if source else SourceState.REJECTED
+            return DownloadOutcome(source_id, state, source.reason if source else "missing")
+        url = source.url
+
+    fetched = False
+    path = _finished_download(audio_dir, source_id)
+    info: dict[str, object] = {}
+    if path is None:
+        try:
+            download = download_audio(url, audio_dir / str(source_id), settings)
+        except IngestError as error:
+            with sessions.begin() as session:
+                source = session.get_one(Source, source_id)
+                source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, str(error)
+            return DownloadOutcome(source_id, SourceState.REJECTED, error.reason)
+        path, info, fetched = download.path, download.info, True
+
+    content_hash = file_sha256(path)
+    with sessions.begin() as session:
+        source = session.get_one(Source, source_id)
+        twin = session.scalar(
+            select(Source).where(Source.content_hash == content_hash, Source.id != source_id, Source.audio_path.is_not(None))
+        )
+        source.content_hash = content_hash
+        if twin is not None:
+            source.state, source.reason = SourceState.REJECTED, "duplicate"
+            source.reason_detail = f"same audio as source {twin.id}"
+            path.unlink(missing_ok=True)
+            return DownloadOutcome(source_id, SourceState.REJECTED, "duplicate", fetched)
+        source.audio_path = str(path)
+        source.state = SourceState.DOWNLOADED
+        source.title = source.title or _str(info.get("title"))
+        source.uploader = source.uploader or _str(info.get("uploader"))
+        source.license = source.license or _str(info.get("license"))
+        duration = info.get("duration")
+        if isinstance(duration, (int, float)):
+            source.duration = float(duration)
+    return DownloadOutcome(source_id, SourceState.DOWNLOADED, None, fetched)
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None

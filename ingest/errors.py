@@ -1,0 +1,22 @@
+"""Ingest's domain errors: expected failures, kept apart from bugs."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """An expected ingest failure; ``reason`` is the short code stored in the catalogue."""
+
+    reason = "ingest_failed"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason:
+            self.reason = reason
+
+
+class InvalidURLError(IngestError):
+    reason = "invalid_url"
+
+
+class DownloadError(IngestError):
+    reason = "download_failed"

@@ -1,0 +1,93 @@
+"""A podcast-style RSS feed of local audio files, served on 127.0.0.1 for yt-dlp to read as a playlist."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg", ".m4a": "audio/mp4"}
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    filename: str  # relative to the served folder
+    title: str
+    guid: str
+    duration: float | None = None
+
+
+def feed_xml(base_url: str, title: str, items: Sequence[FeedItem]) -> str:
+    """RSS 2.0 with one ``<enclosure>`` per item (what yt-dlp's generic extractor expands)."""
+    rows = []
+    for item in items:
+        mime = MIME.get(Path(item.filename).suffix, "application/octet-stream")
+        duration = f"<itunes:duration>{int(item.duration)}</itunes:duration>" if item.duration else ""
+        rows.append(
+            f"<item><title>{escape(item.title)}</title><guid isPermaLink=\"false\">{escape(item.guid)}</guid>"
+            f"<enclosure url=\"{escape(base_url)}/{escape(item.filename)}\" type=\"{mime}\" length=\"0\"/>"
+            f"{duration}</item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
+        f"<title>{escape(title)}</title><link>{escape(base_url)}</link><description>{escape(title)}</description>"
+        + "".join(rows)
+        + "</channel></rss>\n"
+    )
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@dataclass
+class FeedServer:
+    """A running loopback server; ``url(name)`` gives a served file's URL."""
+
+    root: Path
+    port: int
+    requests: list[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base_url}/{name}"
+
+    def write_feed(self, name: str, title: str, items: Sequence[FeedItem]) -> str:
+        """Write a feed file into the served folder and return its URL."""
+        (self.root / name).write_text(feed_xml(self.base_url, title, items), encoding="utf-8")
+        return self.url(name)
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[FeedServer]:
+    """Serve ``root`` on 127.0.0.1 (a free port) in a background thread until the block ends."""
+    requests: list[str] = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            super().do_GET()
+
+        def do_HEAD(self) -> None:
+            requests.append(f"HEAD {self.path}")
+            super().do_HEAD()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, name="tunesmith-feed", daemon=True)
+    thread.start()
+    try:
+        yield FeedServer(root=root, port=server.server_address[1], requests=requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
