@@ -95,13 +95,15 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
 def entry_key(entry: dict[str, Any]) -> str:
     """A stable identity for an entry, known before downloading it.
 
-    ``youtube:VIDEO_ID`` where the listing gives an extractor and an id; otherwise the
-    media URL itself (RSS enclosures, direct links).
+    ``youtube:VIDEO_ID`` where the listing gives an extractor and an id, ``rss:GUID`` for a feed
+    item with a guid, otherwise the media URL itself (direct links).
     """
     ie_key, video_id = entry.get("ie_key") or entry.get("extractor_key"), entry.get("id")
-    url = unsmuggle_url(entry.get("url") or entry.get("webpage_url") or "")[0]
+    url, smuggled = unsmuggle_url(entry.get("url") or entry.get("webpage_url") or "")
     if ie_key and video_id and ie_key.lower() != "generic":
         return f"{ie_key.lower()}:{video_id}"
+    if smuggled and smuggled.get("force_videoid"):  # an RSS item's <guid>: the feed's permanent id for it
+        return f"rss:{smuggled['force_videoid']}"
     return f"url:{url}" if url else f"id:{video_id}"
 
 

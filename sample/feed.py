@@ -47,6 +47,17 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """yt-dlp probes a file and hangs up mid-transfer: that is not an error worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 @dataclass
 class FeedServer:
     """A running loopback server; ``url(name)`` gives a served file's URL."""
@@ -82,7 +93,7 @@ def serve(root: Path) -> Iterator[FeedServer]:
             requests.append(f"HEAD {self.path}")
             super().do_HEAD()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    server = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, name="tunesmith-feed", daemon=True)
     thread.start()
     try:

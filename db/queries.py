@@ -1,0 +1,71 @@
+"""Read-only views of the catalogue for the command line and the flows' reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import Batch, ModelVersion, Playlist, Source, Transcription
+
+
+def sources(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(select(Source, Transcription).outerjoin(Transcription).order_by(Source.id))
+    return [
+        {
+            "id": source.id,
+            "url": source.url,
+            "title": source.title,
+            "state": source.state.value,
+            "reason": source.reason,
+            "reason_detail": source.reason_detail,
+            "audio_path": source.audio_path,
+            "midi_path": transcription.midi_path if transcription else None,
+            "duration": source.duration,
+            "uploader": source.uploader,
+            "license": source.license,
+            "tempo": transcription.tempo if transcription else None,
+            "key": (transcription.features or {}).get("key") if transcription else None,
+            "repetition_score": (transcription.features or {}).get("repetition_score") if transcription else None,
+        }
+        for source, transcription in rows
+    ]
+
+
+def batch_summary(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "folder": batch.folder,
+        "model_id": batch.model_id,
+        "created_at": batch.created_at.isoformat(),
+        "tracks": [
+            {"title": t.title, "mp3": t.mp3_path, "duration": t.duration, "longest_copy": t.metrics.get("guards", {}).get("longest_copy")}
+            for t in batch.tracks
+        ],
+        "rejected": (batch.report or {}).get("rejected", {}),
+    }
+
+
+def latest_batch(session: Session) -> Batch | None:
+    return session.scalar(select(Batch).order_by(Batch.id.desc()).limit(1))
+
+
+def status(session: Session) -> dict[str, Any]:
+    states = dict(session.execute(select(Source.state, func.count()).group_by(Source.state)).all())
+    reasons = dict(
+        session.execute(select(Source.reason, func.count()).where(Source.reason.is_not(None)).group_by(Source.reason)).all()
+    )
+    model = session.scalar(select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc()))
+    batch = latest_batch(session)
+    return {
+        "playlists": session.scalar(select(func.count()).select_from(Playlist)) or 0,
+        "sources": sum(states.values()),
+        "states": {state.value: count for state, count in states.items()},
+        "rejections": reasons,
+        "model": {"id": model.id, "path": model.path, "metrics": model.metrics, "pieces": len(model.source_ids)}
+        if model
+        else None,
+        "models": session.scalar(select(func.count()).select_from(ModelVersion)) or 0,
+        "last_batch": batch_summary(batch) if batch else None,
+    }

@@ -1,0 +1,162 @@
+"""The ``tunesmith`` command line. Commands that run no flow never import Prefect (no temporary server)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.env import configure_environment
+
+app = typer.Typer(help="YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music.", no_args_is_help=True)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def submit(urls: Annotated[list[str], typer.Argument(help="playlist or video URLs")]) -> None:
+    """Ingest and transcribe the playlists or videos now."""
+    from ingest.errors import InvalidURLError
+    from ingest.youtube import validate_url
+
+    try:
+        urls = [validate_url(url) for url in urls]
+    except InvalidURLError as error:
+        _fail(str(error), code=2)
+    configure_environment()
+    from flows.pipeline import SubmitRequest, submit_flow
+
+    _print_json(submit_flow(SubmitRequest(urls=urls)))
+
+
+@app.command()
+def train(
+    force: Annotated[bool, typer.Option(help="train even if no piece changed")] = False,
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+) -> None:
+    """Retrain the LSTM from the accepted pieces (does nothing, and says so, if none changed)."""
+    configure_environment()
+    from flows.pipeline import retrain_flow
+    from train.training import TrainingError
+
+    try:
+        result = retrain_flow(force=force, epochs=epochs)
+    except TrainingError as error:
+        _fail(str(error))
+    typer.echo(result["message"], err=True)
+    _print_json(result)
+
+
+@app.command()
+def generate(
+    count: Annotated[int, typer.Option(min=1, max=64)] = 4,
+    minutes: Annotated[float, typer.Option(min=0.1, max=30)] = 0.75,
+    temperature: Annotated[float, typer.Option(min=0.1, max=3.0)] = 1.0,
+    seed: int | None = None,
+) -> None:
+    """Make a batch of tracks now with the current model."""
+    configure_environment()
+    from flows.pipeline import batch_flow
+    from generate.batch import GenerationError
+
+    try:
+        result = batch_flow(count=count, minutes=minutes, temperature=temperature, seed=seed)
+    except GenerationError as error:
+        _fail(str(error))
+    _print_json(result)
+
+
+@app.command()
+def pull(
+    to: Annotated[Path, typer.Option("--to", help="folder to copy the batch into")],
+    batch: Annotated[str, typer.Option(help="a batch id, or 'latest'")] = "latest",
+) -> None:
+    """Copy a batch's files (MP3s, MIDIs, pictures, manifest) out of tunesmith's home."""
+    from db.catalogue import open_catalogue
+    from db.models import Batch
+    from db.queries import latest_batch
+
+    cat = open_catalogue()
+    with cat.sessions() as session:
+        if batch == "latest":
+            row = latest_batch(session)
+        elif batch.isdigit():
+            row = session.get(Batch, int(batch))
+        else:
+            row = None
+            _fail(f"--batch takes a number or 'latest', not {batch!r}", code=2)
+        if row is None:
+            _fail(f"no batch {batch!r} in the catalogue")
+        source = Path(row.folder)  # type: ignore[union-attr]
+    if not source.is_dir():
+        _fail(f"batch folder {source} is missing")
+    target = to / source.name
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    typer.echo(str(target))
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Counts per stage and per rejection reason, the current model, the last batch."""
+    from db.catalogue import open_catalogue
+    from db.queries import status as status_query
+
+    cat = open_catalogue()
+    with cat.sessions() as session:
+        data = status_query(session)
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(f"home: {cat.home.root}")
+    typer.echo(f"sources: {data['sources']} {data['states']}")
+    typer.echo(f"rejections: {data['rejections']}")
+    model = data["model"]
+    typer.echo(f"model: {model['id']} on {model['pieces']} pieces, {model['metrics']}" if model else "model: none")
+    last = data["last_batch"]
+    typer.echo(f"last batch: {last['id']} ({len(last['tracks'])} tracks) in {last['folder']}" if last else "last batch: none")
+
+
+@app.command()
+def sources(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Every catalogued source with its state, reason, audio and MIDI."""
+    from db.catalogue import open_catalogue
+    from db.queries import sources as sources_query
+
+    cat = open_catalogue()
+    with cat.sessions() as session:
+        rows = sources_query(session)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        why = f" ({row['reason']}: {row['reason_detail']})" if row["reason"] else ""
+        typer.echo(f"{row['id']:>5} {row['state']:<11} {row['title'] or row['url']}{why}")
+
+
+@app.command()
+def demo(
+    pieces: Annotated[int, typer.Option(min=2, max=12, help="corpus pieces in the sample playlist")] = 8,
+    tracks: Annotated[int, typer.Option(min=1, max=16)] = 4,
+    minutes: Annotated[float, typer.Option(min=0.5)] = 0.75,
+) -> None:
+    """Run the whole pipeline offline on the built-in sample (Bach chorales served as a feed on 127.0.0.1)."""
+    home = configure_environment()
+    from flows.demo import run_demo
+
+    folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
+    typer.echo(f"\nYour batch is ready: {folder}")
+
+
+def main() -> None:  # pragma: no cover - the console script
+    sys.exit(app())

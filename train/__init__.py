@@ -1,0 +1,1 @@
+"""Train: tokenise accepted pieces, build datasets, fit and register the LSTM."""

@@ -1,0 +1,142 @@
+"""Per-piece analysis (key, tempo, density, range, polyphony, repetition, silence) and the keep/reject verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from transcribe.notes import NoteEvent
+from transcribe.repetition import onset_events, repetition
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """What makes a piece unusable for training. Every rule yields a named reason."""
+
+    min_notes: int = 24
+    min_distinct_pitches: int = 4
+    max_repetition: float = 0.5
+    max_silence_ratio: float = 0.6
+    max_spectral_flatness: float = 0.3
+    max_note_density: float = 40.0  # notes per second; above it a transcription is noise
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PieceAnalysis:
+    duration: float
+    tempo: float
+    key: str | None
+    note_count: int
+    note_density: float
+    pitch_low: int | None
+    pitch_high: int | None
+    distinct_pitches: int
+    polyphony: float
+    repetition_score: float
+    repetition_pattern: int
+    silence_ratio: float
+    spectral_flatness: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    reason: str | None = None
+    detail: str | None = None
+
+
+def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
+    """music21's Krumhansl-Schmuckler key estimate over duration-weighted notes, e.g. ``"G major"``."""
+    if not notes:
+        return None
+    from music21 import note as m21note
+    from music21 import stream
+
+    piece = stream.Stream()
+    for event in notes:
+        piece.insert(event.start, m21note.Note(event.pitch, quarterLength=max(event.duration, 0.05)))
+    try:
+        key = piece.analyze("key")
+    except Exception:  # music21 raises bare exceptions on degenerate input
+        return None
+    return f"{key.tonic.name} {key.mode}"
+
+
+def polyphony(notes: Sequence[NoteEvent], resolution: float = 0.05) -> float:
+    """Mean number of notes sounding, over the frames where any note sounds."""
+    if not notes:
+        return 0.0
+    end = max(n.end for n in notes)
+    counts = np.zeros(int(end / resolution) + 1, dtype=np.int32)
+    for n in notes:
+        counts[int(n.start / resolution) : max(int(n.end / resolution), int(n.start / resolution) + 1)] += 1
+    sounding = counts[counts > 0]
+    return float(sounding.mean()) if sounding.size else 0.0
+
+
+def audio_measures(audio: np.ndarray, sample_rate: int, *, silence_db: float = -50.0) -> tuple[float, float]:
+    """(silence ratio, mean spectral flatness of the non-silent frames)."""
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rms = librosa.feature.rms(y=audio, frame_length=2048, hop_length=512)[0]
+        flatness = librosa.feature.spectral_flatness(y=audio, n_fft=2048, hop_length=512)[0]
+    db = librosa.amplitude_to_db(rms, ref=1.0)
+    loud = db > silence_db
+    silence = float(1.0 - loud.mean()) if loud.size else 1.0
+    flat = float(flatness[: loud.size][loud].mean()) if loud.any() else 0.0
+    return silence, flat
+
+
+def analyse(notes: Sequence[NoteEvent], tempo: float, duration: float, audio: np.ndarray, sample_rate: int) -> PieceAnalysis:
+    pitches = [n.pitch for n in notes]
+    rep = repetition(onset_events(notes, tempo))
+    silence, flatness = audio_measures(audio, sample_rate)
+    return PieceAnalysis(
+        duration=round(duration, 3),
+        tempo=tempo,
+        key=estimate_key(notes),
+        note_count=len(notes),
+        note_density=round(len(notes) / duration, 3) if duration > 0 else 0.0,
+        pitch_low=min(pitches) if pitches else None,
+        pitch_high=max(pitches) if pitches else None,
+        distinct_pitches=len(set(pitches)),
+        polyphony=round(polyphony(notes), 3),
+        repetition_score=rep.score,
+        repetition_pattern=rep.pattern_length,
+        silence_ratio=round(silence, 4),
+        spectral_flatness=round(flatness, 4),
+    )
+
+
+def judge(analysis: PieceAnalysis, settings: FilterSettings) -> Verdict:
+    """Keep or reject a piece, with the first failed rule as the reason and its figure as the detail."""
+    a, s = analysis, settings
+    rules = [
+        (a.silence_ratio > s.max_silence_ratio, "mostly_silent", f"silence ratio {a.silence_ratio:.2f}"),
+        (a.spectral_flatness > s.max_spectral_flatness, "noise", f"spectral flatness {a.spectral_flatness:.2f}"),
+        (a.note_count < s.min_notes, "too_few_notes", f"{a.note_count} notes"),
+        (a.note_density > s.max_note_density, "noise", f"{a.note_density:.1f} notes/s"),
+        (
+            a.repetition_score > s.max_repetition,
+            "repetitive",
+            f"repetition score {a.repetition_score:.2f} (pattern of {a.repetition_pattern} events)",
+        ),
+        (a.distinct_pitches < s.min_distinct_pitches, "low_pitch_variety", f"{a.distinct_pitches} distinct pitches"),
+    ]
+    for failed, reason, detail in rules:
+        if failed:
+            return Verdict(False, reason, detail)
+    return Verdict(True)
