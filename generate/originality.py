@@ -1,9 +1,11 @@
 """The originality guard: the longest run of a track copied from any training piece, in any key.
 
-Tokens become transposition-invariant symbols (each slice's pitches relative to the previous
-sounding slice's top pitch, plus its length), and every training piece goes into one suffix
-automaton. Walking a track's symbols through it gives, in linear time, the longest run of
-consecutive tokens that also occurs, in the same rhythm and intervals, in some training piece.
+Each token becomes transposition-invariant symbols: a *shape* (its pitches relative to its own
+top pitch, and its length) preceded, for a sounding slice after the first, by a *motion* (the
+interval from the previous sounding slice's top pitch). Every training piece goes into one
+suffix automaton. Walking a track's symbols through it gives, in linear time, the longest run
+that also occurs, in the same rhythm and intervals, in some training piece; the tokens copied
+are the shapes inside that run (the first token of a copy matches by shape alone).
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from train.tokens import Slice, token_slices
 Symbol = Hashable
 
 
-def invariant_symbols(slices: Sequence[Slice]) -> list[Symbol]:
-    symbols: list[Symbol] = []
-    ref: int | None = None
+def invariant_symbols(slices: Sequence[Slice]) -> list[tuple[Symbol, bool]]:
+    """(symbol, is_shape) pairs: one shape per token, plus a motion before each sounding slice but the first."""
+    symbols: list[tuple[Symbol, bool]] = []
+    top: int | None = None
     for piece in slices:
         if piece.is_rest:
-            symbols.append(("R", piece.steps))
+            symbols.append((("R", piece.steps), True))
             continue
-        anchor = ref if ref is not None else piece.pitches[-1]
-        symbols.append((tuple(p - anchor for p in piece.pitches), piece.steps))
-        ref = piece.pitches[-1]
+        if top is not None:
+            symbols.append((("move", piece.pitches[-1] - top), False))
+        top = piece.pitches[-1]
+        symbols.append(((tuple(p - top for p in piece.pitches), piece.steps), True))
     return symbols
 
 
@@ -37,7 +41,7 @@ class CopyIndex:
         self._len: list[int] = [0]
         self._last = 0
         for number, tokens in enumerate(pieces):
-            for symbol in invariant_symbols(token_slices(tokens)):
+            for symbol, _ in invariant_symbols(token_slices(tokens)):
                 self._extend(symbol)
             self._extend(("<end>", number))  # a unique separator: no match crosses two pieces
 
@@ -69,8 +73,12 @@ class CopyIndex:
 
     def longest_copy(self, tokens: Sequence[str]) -> int:
         """Length, in tokens, of the longest run of ``tokens`` found in a training piece (transposed or not)."""
+        symbols = invariant_symbols(token_slices(tokens))
+        shapes_before = [0]  # shapes_before[i]: shape symbols among the first i symbols
+        for _, is_shape in symbols:
+            shapes_before.append(shapes_before[-1] + is_shape)
         state, matched, best = 0, 0, 0
-        for symbol in invariant_symbols(token_slices(tokens)):
+        for i, (symbol, _) in enumerate(symbols):
             while state and symbol not in self._next[state]:
                 state = self._link[state]
                 matched = self._len[state]
@@ -79,5 +87,5 @@ class CopyIndex:
                 matched += 1
             else:
                 state, matched = 0, 0
-            best = max(best, matched)
+            best = max(best, shapes_before[i + 1] - shapes_before[i + 1 - matched])
         return best

@@ -108,7 +108,7 @@ def entry_key(entry: dict[str, Any]) -> str:
 
 
 def _entry(raw: dict[str, Any]) -> Entry:
-    url = raw.get("webpage_url") or raw.get("url") or ""
+    url = unsmuggle_url(raw.get("webpage_url") or raw.get("url") or "")[0]
     return Entry(
         key=entry_key(raw),
         url=url,

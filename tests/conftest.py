@@ -1,0 +1,60 @@
+"""Shared fixtures: a rendered sample of corpus pieces, a loopback feed server, a fresh tunesmith home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from db.catalogue import Catalogue, open_catalogue  # noqa: E402
+from db.home import Home  # noqa: E402
+from sample.corpus import RenderedPiece, hammered_note, render_pieces, render_score  # noqa: E402
+from sample.feed import FeedItem, FeedServer, serve  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sample")
+
+
+@pytest.fixture(scope="session")
+def pieces(sample_dir: Path) -> list[RenderedPiece]:
+    """Three Bach chorales rendered to MP3 with FluidSynth (with their reference MIDI)."""
+    rendered = render_pieces(sample_dir, count=3)
+    assert len(rendered) == 3
+    return rendered
+
+
+@pytest.fixture(scope="session")
+def hammered(sample_dir: Path) -> Path:
+    audio, _midi, _seconds = render_score(hammered_note(seconds=30), sample_dir, "hammered")
+    return audio
+
+
+@pytest.fixture(scope="session")
+def server(sample_dir: Path) -> Iterator[FeedServer]:
+    with serve(sample_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def feed_items(pieces: list[RenderedPiece], hammered: Path) -> list[FeedItem]:
+    items = [FeedItem(p.audio_path.name, p.title, f"test:{p.name}", p.duration) for p in pieces]
+    return items + [FeedItem(hammered.name, "hammered", "test:hammered", 30.0)]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TUNESMITH_DATABASE_URL", raising=False)
+    return Home.from_env().ensure()
+
+
+@pytest.fixture
+def catalogue(home: Home) -> Catalogue:
+    return open_catalogue(home)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from db.catalogue import Catalogue, open_catalogue
+from db.home import Home
+from db.migrate import check
+from db.models import Playlist, Source, SourceState
+
+
+def test_migrations_match_models(catalogue: Catalogue) -> None:
+    check(catalogue.home.database_url)  # raises if a model changed without a migration
+
+
+def test_sqlite_catalogue_is_a_wal_file_with_foreign_keys(catalogue: Catalogue) -> None:
+    with catalogue.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert Path(catalogue.home.root / "catalogue.sqlite").is_file()
+
+
+def test_opening_twice_keeps_the_rows(home: Home) -> None:
+    first = open_catalogue(home)
+    with first.sessions.begin() as session:
+        session.add(Playlist(url="https://example.org/list"))
+    second = open_catalogue(home)
+    with second.sessions() as session:
+        assert [p.url for p in session.query(Playlist)] == ["https://example.org/list"]
+
+
+def test_source_keys_are_unique(catalogue: Catalogue) -> None:
+    with pytest.raises(IntegrityError), catalogue.sessions.begin() as session:
+        session.add_all([Source(key="youtube:abc", url="u1"), Source(key="youtube:abc", url="u2")])
+    with catalogue.sessions() as session:
+        assert session.query(Source).count() == 0  # the failed transaction left nothing behind
+        assert SourceState("accepted") is SourceState.ACCEPTED
+
+
+def test_database_url_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("TUNESMITH_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    cat = open_catalogue()
+    assert (tmp_path / "elsewhere.db").is_file()
+    assert not (tmp_path / "h" / "catalogue.sqlite").exists()
+    cat.engine.dispose()

@@ -1,0 +1,85 @@
+"""The whole pipeline as Prefect flows on a loopback feed, then the command line over the same catalogue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from db.home import Home
+from sample.feed import FeedItem, FeedServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_submit_train_generate_pull(
+    prefect_harness: None, home: Home, server: FeedServer, feed_items: list[FeedItem], tmp_path: Path
+) -> None:
+    from flows.cli import app
+    from flows.pipeline import SubmitRequest, batch_flow, catalogue, retrain_flow, submit_flow
+
+    catalogue.cache_clear()
+    feed = server.write_feed("e2e.xml", "End to end", feed_items)
+    first = submit_flow(SubmitRequest(urls=[feed]))
+    assert first["ingest"]["downloaded"] == len(feed_items)
+    assert first["transcribe"]["states"] == {"accepted": 3, "rejected": 1}
+    assert first["transcribe"]["rejected"] == {"repetitive": 1}
+
+    audio_requests = sum(r.endswith(".mp3") for r in server.requests)
+    again = submit_flow(SubmitRequest(urls=[feed]))
+    assert again["ingest"]["downloaded"] == 0 and again["transcribe"]["transcribed"] == 0
+    assert sum(r.endswith(".mp3") for r in server.requests) == audio_requests
+
+    trained = retrain_flow(epochs=4)
+    assert trained["trained"] and trained["metrics"]["val_loss"] > 0
+    assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
+
+    batch = batch_flow(count=2, minutes=0.5, seed=3)
+    folder = Path(batch["folder"])
+    assert batch["tracks"] == 2
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for track in manifest["tracks"]:
+        assert track["duration"] >= 29.0
+        assert track["guards"]["longest_copy"] < 12
+        assert (folder / track["mp3"]).stat().st_size > 100_000 and (folder / track["pianoroll"]).is_file()
+
+    runner = CliRunner()
+    status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert status["states"] == {"accepted": 3, "rejected": 1}
+    assert status["model"]["id"] == trained["model_id"]
+    assert status["last_batch"]["id"] == batch["batch_id"]
+    sources = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
+    assert len(sources) == 4
+    assert all(Path(s["midi_path"]).is_file() for s in sources if s["state"] == "accepted")
+    assert {s["reason"] for s in sources} == {None, "repetitive"}
+    pulled = runner.invoke(app, ["pull", "--to", str(tmp_path / "out")])
+    assert pulled.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out" / folder.name).glob("*.mp3")) == ["01.mp3", "02.mp3"]
+
+
+def test_submit_refuses_local_paths_before_starting_anything(home: Home) -> None:
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["submit", "file:///etc/passwd"])
+    assert result.exit_code == 2
+    assert "not an http(s) URL" in result.stderr
+
+
+def test_generate_without_a_model_is_a_clear_error(home: Home) -> None:
+    from db.catalogue import open_catalogue
+    from generate.batch import GenerateSettings, GenerationError, generate_batch
+
+    cat = open_catalogue(home)
+    with pytest.raises(GenerationError, match="no trained model"):
+        generate_batch(cat.sessions, home.batches_dir, GenerateSettings())

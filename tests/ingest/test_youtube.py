@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import DownloadError, InvalidURLError
+from ingest.youtube import IngestSettings, check_entry, classify, download_audio, list_playlist, validate_url
+from sample.feed import FeedItem, FeedServer
+
+pytestmark = pytest.mark.network
+
+
+@pytest.mark.parametrize("url", ["/home/me/song.mp3", "file:///etc/passwd", "ftp://host/a.mp3", "javascript:alert(1)", "http://"])
+def test_only_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(InvalidURLError, match="not an http"):
+        validate_url(url)
+
+
+def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: list[FeedItem]) -> None:
+    url = server.write_feed("expand.xml", "Expand me", feed_items)
+    listing = list_playlist(url, IngestSettings())
+    assert listing.title == "Expand me"
+    assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items]
+    assert [e.url for e in listing.entries] == [server.url(item.filename) for item in feed_items]
+    assert listing.entries[0].duration == int(feed_items[0].duration or 0)
+
+
+def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
+    item = feed_items[0]
+    result = download_audio(server.url(item.filename), tmp_path / "7", IngestSettings())
+    assert result.path == tmp_path / "7.mp3"
+    assert result.path.read_bytes() == (server.root / item.filename).read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["7.mp3"]  # no temp folder or .part left
+
+
+def test_missing_file_is_unavailable(server: FeedServer, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError) as caught:
+        download_audio(server.url("no-such-file.mp3"), tmp_path / "1", IngestSettings())
+    assert caught.value.reason == "unavailable"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_listing_rules_out_long_live_and_private_entries() -> None:
+    from ingest.youtube import Entry
+
+    settings = IngestSettings(max_duration=600)
+    assert check_entry(Entry("k", "u", duration=3 * 3600), settings) == "too_long"
+    assert check_entry(Entry("k", "u", live_status="is_live"), settings) == "live_or_upcoming"
+    assert check_entry(Entry("k", "u", availability="private"), settings) == "private"
+    assert check_entry(Entry("k", "u", duration=200), settings) is None
+    assert classify("ERROR: [youtube] abc: Private video. Sign in if you've been granted access") == "private"
+    assert classify("ERROR: Unable to download webpage: HTTP Error 404: Not Found") == "unavailable"

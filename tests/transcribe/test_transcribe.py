@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import pretty_midi
+import pytest
+
+from sample.corpus import RenderedPiece
+from transcribe.analysis import FilterSettings, analyse, judge
+from transcribe.basic_pitch import SAMPLE_RATE, Transcriber, TranscriptionError
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber()
+
+
+def _onset_f1(reference: Path, notes: list) -> float:
+    ref = [n for inst in pretty_midi.PrettyMIDI(str(reference)).instruments for n in inst.notes]
+    ref_i = np.array([[n.start, n.end] for n in ref])
+    ref_p = pretty_midi.note_number_to_hz(np.array([n.pitch for n in ref]))
+    est_i = np.array([[n.start, n.end] for n in notes])
+    est_p = pretty_midi.note_number_to_hz(np.array([n.pitch for n in notes]))
+    return mir_eval.transcription.precision_recall_f1_overlap(ref_i, ref_p, est_i, est_p, offset_ratio=None)[2]
+
+
+def test_a_piano_render_is_transcribed_accurately(transcriber: Transcriber, pieces: list[RenderedPiece]) -> None:
+    piece = pieces[1]
+    transcript = transcriber.transcribe(piece.audio_path)
+    assert abs(transcript.tempo - piece.tempo) < 3
+    assert abs(transcript.duration - piece.duration) < 0.5
+    assert _onset_f1(piece.midi_path, transcript.notes) > 0.7
+
+
+def test_chorales_are_kept_and_a_hammered_note_is_rejected(
+    transcriber: Transcriber, pieces: list[RenderedPiece], hammered: Path
+) -> None:
+    verdicts = {}
+    for path in [pieces[0].audio_path, hammered]:
+        t = transcriber.transcribe(path)
+        analysis = analyse(t.notes, t.tempo, t.duration, t.audio, SAMPLE_RATE)
+        verdicts[path.name] = (judge(analysis, FilterSettings()), analysis)
+    chorale, chorale_analysis = verdicts[pieces[0].audio_path.name]
+    assert chorale.accepted and chorale_analysis.repetition_score < 0.3
+    assert chorale_analysis.key is not None and chorale_analysis.polyphony > 2
+    rejected, _ = verdicts[hammered.name]
+    assert (rejected.accepted, rejected.reason) == (False, "repetitive")
+
+
+def test_a_corrupt_file_is_a_clear_error(transcriber: Transcriber, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.mp3"
+    corrupt.write_bytes(b"ID3" + bytes(range(256)) * 40)
+    with pytest.raises(TranscriptionError) as caught:
+        transcriber.transcribe(corrupt)
+    assert caught.value.reason in {"corrupt_audio", "too_short"}
