@@ -40,7 +40,12 @@ def batch_summary(batch: Batch) -> dict[str, Any]:
         "model_id": batch.model_id,
         "created_at": batch.created_at.isoformat(),
         "tracks": [
-            {"title": t.title, "mp3": t.mp3_path, "duration": t.duration, "longest_copy": t.metrics.get("guards", {}).get("longest_copy")}
+            {
+                "title": t.title,
+                "mp3": t.mp3_path,
+                "duration": t.duration,
+                "longest_copy": t.metrics.get("guards", {}).get("longest_copy"),
+            }
             for t in batch.tracks
         ],
         "rejected": (batch.report or {}).get("rejected", {}),
@@ -54,9 +59,13 @@ def latest_batch(session: Session) -> Batch | None:
 def status(session: Session) -> dict[str, Any]:
     states = dict(session.execute(select(Source.state, func.count()).group_by(Source.state)).all())
     reasons = dict(
-        session.execute(select(Source.reason, func.count()).where(Source.reason.is_not(None)).group_by(Source.reason)).all()
+        session.execute(
+            select(Source.reason, func.count()).where(Source.reason.is_not(None)).group_by(Source.reason)
+        ).all()
     )
-    model = session.scalar(select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc()))
+    model = session.scalar(
+        select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
+    )
     batch = latest_batch(session)
     return {
         "playlists": session.scalar(select(func.count()).select_from(Playlist)) or 0,

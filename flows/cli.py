@@ -124,7 +124,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     model = data["model"]
     typer.echo(f"model: {model['id']} on {model['pieces']} pieces, {model['metrics']}" if model else "model: none")
     last = data["last_batch"]
-    typer.echo(f"last batch: {last['id']} ({len(last['tracks'])} tracks) in {last['folder']}" if last else "last batch: none")
+    typer.echo(
+        f"last batch: {last['id']} ({len(last['tracks'])} tracks) in {last['folder']}" if last else "last batch: none"
+    )
 
 
 @app.command()

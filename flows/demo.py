@@ -15,7 +15,9 @@ from sample.feed import FeedItem, serve
 def build_sample(folder: Path, pieces: int) -> list[FeedItem]:
     """Render the sample once (corpus chorales plus one hammered-note piece the filter must reject)."""
     rendered = render_pieces(folder, count=pieces)
-    items = [FeedItem(p.audio_path.name, p.title, guid=f"tunesmith-sample:{p.name}", duration=p.duration) for p in rendered]
+    items = [
+        FeedItem(p.audio_path.name, p.title, guid=f"tunesmith-sample:{p.name}", duration=p.duration) for p in rendered
+    ]
     audio, _midi, seconds = render_score(hammered_note(), folder, "hammered-note")
     items.append(FeedItem(audio.name, "One note, hammered (should be rejected)", "tunesmith-sample:hammered", seconds))
     return items

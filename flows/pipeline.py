@@ -64,14 +64,24 @@ def expand_playlist(url: str) -> dict[str, Any]:
 def download(source_id: int) -> dict[str, Any]:
     cat = catalogue()
     outcome = download_source(cat.sessions, source_id, cat.home.audio_dir, IngestSettings())
-    return {"source_id": source_id, "state": outcome.state.value, "reason": outcome.reason, "downloaded": outcome.downloaded}
+    return {
+        "source_id": source_id,
+        "state": outcome.state.value,
+        "reason": outcome.reason,
+        "downloaded": outcome.downloaded,
+    }
 
 
 @task(name="transcribe-source")
 def transcribe(source_id: int) -> dict[str, Any]:
     cat = catalogue()
     outcome = transcribe_source(cat.sessions, source_id, transcriber(), cat.home.midi_dir, FilterSettings())
-    return {"source_id": source_id, "state": outcome.state.value, "reason": outcome.reason, "transcribed": outcome.transcribed}
+    return {
+        "source_id": source_id,
+        "state": outcome.state.value,
+        "reason": outcome.reason,
+        "transcribed": outcome.transcribed,
+    }
 
 
 def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
@@ -120,14 +130,28 @@ def retrain_flow(force: bool = False, epochs: int = TrainSettings.epochs) -> dic
     cat = catalogue()
     outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, TrainSettings(epochs=epochs), force=force)
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
-    return {"trained": outcome.trained, "message": outcome.message, "model_id": outcome.model_id, "metrics": outcome.metrics}
+    return {
+        "trained": outcome.trained,
+        "message": outcome.message,
+        "model_id": outcome.model_id,
+        "metrics": outcome.metrics,
+    }
 
 
 @flow(name="nightly-batch", log_prints=True)
-def batch_flow(count: int = 4, minutes: float = 0.75, temperature: float = 1.0, seed: int | None = None) -> dict[str, Any]:
+def batch_flow(
+    count: int = 4, minutes: float = 0.75, temperature: float = 1.0, seed: int | None = None
+) -> dict[str, Any]:
     """Generate a batch of tracks with the current model."""
     cat = catalogue()
     settings = GenerateSettings(count=count, minutes=minutes, temperature=temperature, seed=seed)
     outcome = generate_batch(cat.sessions, cat.home.batches_dir, settings)
-    get_run_logger().info("batch %d: %d tracks in %s (rejected %s)", outcome.batch_id, outcome.tracks, outcome.folder, outcome.rejected)
-    return {"batch_id": outcome.batch_id, "folder": str(outcome.folder), "tracks": outcome.tracks, "rejected": outcome.rejected}
+    get_run_logger().info(
+        "batch %d: %d tracks in %s (rejected %s)", outcome.batch_id, outcome.tracks, outcome.folder, outcome.rejected
+    )
+    return {
+        "batch_id": outcome.batch_id,
+        "folder": str(outcome.folder),
+        "tracks": outcome.tracks,
+        "rejected": outcome.rejected,
+    }

@@ -31,9 +31,7 @@ def encode_mp3(
     """Write ``audio`` as a 44.1 kHz MP3 with ID3v2 tags; the file appears only when complete."""
     tmp = mp3_path.with_name(f".{mp3_path.name}.tmp.mp3")
     try:
-        audio.set_frame_rate(MP3_RATE).export(
-            tmp, format="mp3", bitrate=bitrate, tags=tags or {}, id3v2_version="3"
-        )
+        audio.set_frame_rate(MP3_RATE).export(tmp, format="mp3", bitrate=bitrate, tags=tags or {}, id3v2_version="3")
         tmp.replace(mp3_path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -78,9 +78,7 @@ def _take_beats(ids: list[int], saved: SavedModel, beats: float) -> list[Slice] 
     return None
 
 
-def generate_batch(
-    sessions: sessionmaker[Session], batches_dir: Path, settings: GenerateSettings
-) -> BatchOutcome:
+def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings: GenerateSettings) -> BatchOutcome:
     """Sample, guard and render ``settings.count`` tracks with the current model and record the batch.
 
     The batch folder is assembled under a temporary name and renamed when complete; the batch
@@ -148,7 +146,9 @@ def generate_batch(
         raise
     try:
         with sessions.begin() as session:
-            batch = Batch(model_id=model_id, folder=str(folder), params=settings.to_dict(), report={"rejected": dict(rejected)})
+            batch = Batch(
+                model_id=model_id, folder=str(folder), params=settings.to_dict(), report={"rejected": dict(rejected)}
+            )
             session.add(batch)
             session.flush()
             for item in manifest:
@@ -204,5 +204,3 @@ def _render_track(
         "notes": len(arrangement.notes),
         "beats": math.ceil(sum(s.steps for s in slices) / STEPS_PER_BEAT),
     }
-
-

@@ -17,7 +17,9 @@ class SynthError(RuntimeError):
 def soundfont() -> Path:
     path = Path(os.environ.get("TUNESMITH_SOUNDFONT", DEFAULT_SOUNDFONT))
     if not path.is_file():
-        raise SynthError(f"SoundFont not found at {path}: install Debian's fluid-soundfont-gm or set TUNESMITH_SOUNDFONT")
+        raise SynthError(
+            f"SoundFont not found at {path}: install Debian's fluid-soundfont-gm or set TUNESMITH_SOUNDFONT"
+        )
     return path
 
 

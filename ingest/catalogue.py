@@ -108,7 +108,9 @@ def download_source(
     with sessions.begin() as session:
         source = session.get_one(Source, source_id)
         twin = session.scalar(
-            select(Source).where(Source.content_hash == content_hash, Source.id != source_id, Source.audio_path.is_not(None))
+            select(Source).where(
+                Source.content_hash == content_hash, Source.id != source_id, Source.audio_path.is_not(None)
+            )
         )
         source.content_hash = content_hash
         if twin is not None:

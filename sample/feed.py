@@ -29,8 +29,8 @@ def feed_xml(base_url: str, title: str, items: Sequence[FeedItem]) -> str:
         mime = MIME.get(Path(item.filename).suffix, "application/octet-stream")
         duration = f"<itunes:duration>{int(item.duration)}</itunes:duration>" if item.duration else ""
         rows.append(
-            f"<item><title>{escape(item.title)}</title><guid isPermaLink=\"false\">{escape(item.guid)}</guid>"
-            f"<enclosure url=\"{escape(base_url)}/{escape(item.filename)}\" type=\"{mime}\" length=\"0\"/>"
+            f'<item><title>{escape(item.title)}</title><guid isPermaLink="false">{escape(item.guid)}</guid>'
+            f'<enclosure url="{escape(base_url)}/{escape(item.filename)}" type="{mime}" length="0"/>'
             f"{duration}</item>"
         )
     return (

@@ -104,7 +104,9 @@ def sample(
         prompt = np.full((batch, 1), vocab.index["<sep>"], dtype=np.int32)
 
     @tf.function(reduce_retracing=True)
-    def run(prompt_ids: tf.Tensor, steps: tf.Tensor, temperature: tf.Tensor, top_p: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def run(
+        prompt_ids: tf.Tensor, steps: tf.Tensor, temperature: tf.Tensor, top_p: tf.Tensor, seed: tf.Tensor
+    ) -> tf.Tensor:
         h = tf.zeros((batch, units))
         c = tf.zeros((batch, units))
         out = tf.zeros((batch, units))
@@ -116,12 +118,12 @@ def sample(
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")
             cumulative = tf.cumsum(sorted_probs, axis=-1)
-            cutoff = tf.reduce_min(tf.where(cumulative - sorted_probs < top_p, sorted_probs, 1.0), axis=-1, keepdims=True)
+            cutoff = tf.reduce_min(
+                tf.where(cumulative - sorted_probs < top_p, sorted_probs, 1.0), axis=-1, keepdims=True
+            )
             logits = tf.where(probs >= cutoff, logits, -1e9)
             step_seed = tf.stack([seed, tf.cast(i, tf.int32)])
-            token = tf.cast(
-                tf.random.stateless_categorical(logits, 1, seed=step_seed)[:, 0], tf.int32
-            )
+            token = tf.cast(tf.random.stateless_categorical(logits, 1, seed=step_seed)[:, 0], tf.int32)
             tokens = tokens.write(i, token)
             out, (h, c) = lstm.cell(embedding(token), [h, c], training=False)
         return tf.transpose(tokens.stack())

@@ -133,7 +133,9 @@ def fit(pieces: Sequence[Piece], settings: TrainSettings) -> tuple[SavedModel, d
 
 
 def current_model(session: Session) -> ModelVersion | None:
-    return session.scalar(select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc()))
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
+    )
 
 
 def train_from_catalogue(
@@ -177,5 +179,3 @@ def training_token_streams(sessions: sessionmaker[Session], source_ids: Sequence
     with sessions.begin() as session:
         rows = [r for r in accepted_pieces(session) if r[0] in set(source_ids)]
     return [piece_tokens(Path(path), key) for _sid, path, _tempo, key in rows]
-
-

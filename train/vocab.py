@@ -74,5 +74,3 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         return cls(json.loads(path.read_text(encoding="utf-8")))
-
-

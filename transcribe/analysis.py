@@ -100,7 +100,9 @@ def audio_measures(audio: np.ndarray, sample_rate: int, *, silence_db: float = -
     return silence, flat
 
 
-def analyse(notes: Sequence[NoteEvent], tempo: float, duration: float, audio: np.ndarray, sample_rate: int) -> PieceAnalysis:
+def analyse(
+    notes: Sequence[NoteEvent], tempo: float, duration: float, audio: np.ndarray, sample_rate: int
+) -> PieceAnalysis:
     pitches = [n.pitch for n in notes]
     rep = repetition(onset_events(notes, tempo))
     silence, flatness = audio_measures(audio, sample_rate)

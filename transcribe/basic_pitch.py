@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 # The ONNX graph's output names for each head (as basic-pitch's own Model.predict maps them).
-_OUTPUTS = {"note": "StatefulPartitionedCall:1", "onset": "StatefulPartitionedCall:2", "contour": "StatefulPartitionedCall:0"}
+_OUTPUTS = {
+    "note": "StatefulPartitionedCall:1",
+    "onset": "StatefulPartitionedCall:2",
+    "contour": "StatefulPartitionedCall:0",
+}
 
 
 class TranscriptionError(Exception):

@@ -41,10 +41,9 @@ def test_a_track_renders_to_a_tagged_44k_192k_mp3(tmp_path: Path) -> None:
     wav = render_wav(midi, tmp_path / "t.wav")
     seconds = wav_to_mp3(wav, tmp_path / "t.mp3", tags={"title": "Test", "artist": "tunesmith", "album": "b1"})
     assert abs(seconds - arrangement.seconds) < 3.0  # no minute of silence after the last note
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=sample_rate,bit_rate:format_tags", "-of", "json", str(tmp_path / "t.mp3")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    entries = "stream=sample_rate,bit_rate:format_tags"
+    command = ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", str(tmp_path / "t.mp3")]
+    probe = subprocess.run(command, capture_output=True, text=True, check=True)
     info = json.loads(probe.stdout)
     assert info["streams"][0]["sample_rate"] == "44100"
     assert int(info["streams"][0]["bit_rate"]) == 192000

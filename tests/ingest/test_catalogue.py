@@ -23,7 +23,9 @@ def _ingest(catalogue: Catalogue, url: str) -> list[int]:
     return [download_source(catalogue.sessions, sid, catalogue.home.audio_dir, SETTINGS).downloaded for sid in pending]
 
 
-def test_resubmitting_a_playlist_downloads_nothing(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_resubmitting_a_playlist_downloads_nothing(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
     url = server.write_feed("twice.xml", "Twice", feed_items[:2])
     assert _ingest(catalogue, url) == [True, True]
     before = len(server.requests)
@@ -35,7 +37,9 @@ def test_resubmitting_a_playlist_downloads_nothing(catalogue: Catalogue, server:
         assert {s.state for s in session.scalars(select(Source))} == {SourceState.DOWNLOADED}
 
 
-def test_same_audio_under_two_urls_is_kept_once(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_same_audio_under_two_urls_is_kept_once(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
     original = feed_items[0]
     shutil.copy(server.root / original.filename, server.root / "copy-of-first.mp3")
     twin = FeedItem("copy-of-first.mp3", "Same song, other URL", "test:twin", original.duration)

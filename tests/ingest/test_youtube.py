@@ -11,7 +11,9 @@ from sample.feed import FeedItem, FeedServer
 pytestmark = pytest.mark.network
 
 
-@pytest.mark.parametrize("url", ["/home/me/song.mp3", "file:///etc/passwd", "ftp://host/a.mp3", "javascript:alert(1)", "http://"])
+@pytest.mark.parametrize(
+    "url", ["/home/me/song.mp3", "file:///etc/passwd", "ftp://host/a.mp3", "javascript:alert(1)", "http://"]
+)
 def test_only_http_urls_are_accepted(url: str) -> None:
     with pytest.raises(InvalidURLError, match="not an http"):
         validate_url(url)

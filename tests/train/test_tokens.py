@@ -1,7 +1,16 @@
 from __future__ import annotations
 
 from sample.corpus import RenderedPiece
-from train.tokens import Slice, key_shift, merge_jitter, slice_tokens, slices_from_midi, split_steps, token_slices, transpose_token
+from train.tokens import (
+    Slice,
+    key_shift,
+    merge_jitter,
+    slice_tokens,
+    slices_from_midi,
+    split_steps,
+    token_slices,
+    transpose_token,
+)
 from train.vocab import UNK, Vocabulary
 
 

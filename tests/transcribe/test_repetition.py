@@ -27,5 +27,9 @@ def test_a_chorale_scores_low(pieces: list[RenderedPiece]) -> None:
 
 
 def test_a_chorus_repeated_three_times_is_ordinary_music() -> None:
-    verse_a, verse_b, chorus = list(range(50, 82)), list(range(82, 50, -1)), [60, 62, 64, 65, 67, 69, 71, 72, 74, 72, 71, 69, 67, 65, 64, 62]
+    verse_a, verse_b, chorus = (
+        list(range(50, 82)),
+        list(range(82, 50, -1)),
+        [60, 62, 64, 65, 67, 69, 71, 72, 74, 72, 71, 69, 67, 65, 64, 62],
+    )
     assert repetition(onset_events(_notes(verse_a + chorus + verse_b + chorus + verse_a + chorus), 120)).score < 0.3
