@@ -99,7 +99,8 @@ def sample(
     model, vocab = saved.model, saved.vocab
     embedding, lstm, dense = (model.get_layer(n) for n in ("embedding", "lstm", "logits"))
     units = saved.config.units
-    banned = tf.constant([[0.0 if i not in vocab.special_ids() else -1e9 for i in range(len(vocab))]])
+    specials = set(vocab.special_ids())
+    banned = tf.constant([[-1e9 if i in specials else 0.0 for i in range(len(vocab))]])
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index["<sep>"], dtype=np.int32)
 
