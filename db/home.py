@@ -27,6 +27,12 @@ class Home:
         url = os.environ.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{root / 'catalogue.sqlite'}"
         return cls(root=root, database_url=url)
 
+    @classmethod
+    def at(cls, root: Path) -> Home:
+        """A home at ``root`` with its own SQLite catalogue (ignores the environment)."""
+        root = root.expanduser().resolve()
+        return cls(root=root, database_url=f"sqlite:///{root / 'catalogue.sqlite'}")
+
     @property
     def audio_dir(self) -> Path:
         return self.root / "audio"

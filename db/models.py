@@ -66,6 +66,7 @@ class Source(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(2048), unique=True)
     url: Mapped[str] = mapped_column(String(2048))
+    webpage_url: Mapped[str | None] = mapped_column(String(2048))
     title: Mapped[str | None] = mapped_column(String(512))
     uploader: Mapped[str | None] = mapped_column(String(512))
     upload_date: Mapped[str | None] = mapped_column(String(16))

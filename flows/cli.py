@@ -25,25 +25,68 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @app.command()
-def submit(urls: Annotated[list[str], typer.Argument(help="playlist or video URLs")]) -> None:
+def submit(
+    urls: Annotated[list[str], typer.Argument(help="playlist or video URLs")],
+    min_duration: Annotated[float, typer.Option(help="reject audio shorter than this (s)")] = 5.0,
+    max_duration: Annotated[float, typer.Option(help="reject audio longer than this (s)")] = 1200.0,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="retries of a 429/5xx/timeout")] = 3,
+    backoff: Annotated[float, typer.Option(min=0, help="seconds before the first retry (doubles)")] = 2.0,
+    sleep: Annotated[float, typer.Option(min=0, help="polite pause before each request (s)")] = 1.0,
+    workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
+) -> None:
     """Ingest and transcribe the playlists or videos now."""
+    from pydantic import ValidationError
+
     from ingest.errors import InvalidURLError
-    from ingest.youtube import validate_url
+    from ingest.youtube import IngestSettings, validate_url
 
     try:
         urls = [validate_url(url) for url in urls]
-    except InvalidURLError as error:
+        settings = IngestSettings(
+            min_duration=min_duration,
+            max_duration=max_duration,
+            retries=retries,
+            backoff=backoff,
+            sleep_between_requests=sleep,
+        )
+    except (InvalidURLError, ValidationError) as error:
         _fail(str(error), code=2)
     configure_environment()
     from flows.pipeline import SubmitRequest, submit_flow
 
-    _print_json(submit_flow(SubmitRequest(urls=urls)))
+    _print_json(submit_flow(SubmitRequest(urls=urls, settings=settings), workers=workers))
+
+
+@app.command()
+def similar(
+    source_id: Annotated[int, typer.Argument(help="a source id (see `tunesmith sources`)")],
+    n: Annotated[int, typer.Option("--n", min=1, max=100, help="how many")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The catalogue's pieces most like SOURCE_ID by their audio features (cosine similarity)."""
+    from db.catalogue import open_catalogue
+    from transcribe.similarity import SimilarityError, most_similar
+
+    cat = open_catalogue()
+    with cat.sessions() as session:
+        try:
+            neighbours = most_similar(session, source_id, n)
+        except SimilarityError as error:
+            _fail(str(error))
+    if as_json:
+        _print_json([vars(neighbour) for neighbour in neighbours])
+        return
+    for neighbour in neighbours:
+        typer.echo(f"{neighbour.similarity:+.3f} {neighbour.source_id:>5} {neighbour.state:<9} {neighbour.title or ''}")
 
 
 @app.command()
 def train(
     force: Annotated[bool, typer.Option(help="train even if no piece changed")] = False,
     epochs: Annotated[int, typer.Option(min=1)] = 40,
+    licence: Annotated[
+        str | None, typer.Option(help="train only on sources whose licence contains this, e.g. 'Creative Commons'")
+    ] = None,
 ) -> None:
     """Retrain the LSTM from the accepted pieces (does nothing, and says so, if none changed)."""
     configure_environment()
@@ -51,7 +94,7 @@ def train(
     from train.training import TrainingError
 
     try:
-        result = retrain_flow(force=force, epochs=epochs)
+        result = retrain_flow(force=force, epochs=epochs, licence=licence)
     except TrainingError as error:
         _fail(str(error))
     typer.echo(result["message"], err=True)

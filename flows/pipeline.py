@@ -19,9 +19,8 @@ from ingest.catalogue import download_source, pending_source_ids, record_listing
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
-from transcribe.analysis import FilterSettings  # noqa: E402
-from transcribe.basic_pitch import Transcriber  # noqa: E402
-from transcribe.catalogue import downloaded_source_ids, transcribe_source  # noqa: E402
+from transcribe.catalogue import TranscribeOutcome, downloaded_source_ids, transcribe_sources  # noqa: E402
+from transcribe.parallel import default_workers  # noqa: E402
 
 
 @lru_cache(maxsize=1)
@@ -30,16 +29,11 @@ def catalogue() -> Catalogue:
     return open_catalogue()
 
 
-@lru_cache(maxsize=1)
-def transcriber() -> Transcriber:
-    """basic-pitch's model, loaded once per worker process."""
-    return Transcriber()
-
-
 class SubmitRequest(BaseModel):
     """Playlist or video URLs to ingest (the Prefect UI renders this as a form)."""
 
     urls: list[str] = Field(min_length=1, description="YouTube playlist or video URLs (http or https)")
+    settings: IngestSettings = Field(default_factory=IngestSettings, description="limits, retries and pauses")
 
     @field_validator("urls")
     @classmethod
@@ -48,8 +42,7 @@ class SubmitRequest(BaseModel):
 
 
 @task(name="expand-playlist")
-def expand_playlist(url: str) -> dict[str, Any]:
-    settings = IngestSettings()
+def expand_playlist(url: str, settings: IngestSettings) -> dict[str, Any]:
     try:
         listing = list_playlist(url, settings)
     except IngestError as error:
@@ -61,9 +54,9 @@ def expand_playlist(url: str) -> dict[str, Any]:
 
 
 @task(name="download-source")
-def download(source_id: int) -> dict[str, Any]:
+def download(source_id: int, settings: IngestSettings) -> dict[str, Any]:
     cat = catalogue()
-    outcome = download_source(cat.sessions, source_id, cat.home.audio_dir, IngestSettings())
+    outcome = download_source(cat.sessions, source_id, cat.home.audio_dir, settings)
     return {
         "source_id": source_id,
         "state": outcome.state.value,
@@ -72,16 +65,16 @@ def download(source_id: int) -> dict[str, Any]:
     }
 
 
-@task(name="transcribe-source")
-def transcribe(source_id: int) -> dict[str, Any]:
-    cat = catalogue()
-    outcome = transcribe_source(cat.sessions, source_id, transcriber(), cat.home.midi_dir, FilterSettings())
-    return {
-        "source_id": source_id,
-        "state": outcome.state.value,
-        "reason": outcome.reason,
-        "transcribed": outcome.transcribed,
-    }
+@task(name="transcribe-pieces")
+def transcribe(source_ids: list[int], workers: int) -> dict[str, Any]:
+    """Transcribe, analyse and judge the pieces across ``workers`` processes (one model each)."""
+    cat, logger = catalogue(), get_run_logger()
+
+    def progress(done: int, total: int, outcome: TranscribeOutcome) -> None:
+        logger.info("%d/%d source %d: %s %s", done, total, outcome.source_id, outcome.state.value, outcome.reason or "")
+
+    summary = transcribe_sources(cat.sessions, source_ids, cat.home.midi_dir, workers=workers, progress=progress)
+    return summary.counts()
 
 
 def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
@@ -97,38 +90,42 @@ def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
 def ingest_flow(request: SubmitRequest) -> dict[str, Any]:
     """Expand each playlist and download every entry not catalogued before."""
     logger = get_run_logger()
-    playlists = [expand_playlist(url) for url in request.urls]
+    playlists = [expand_playlist(url, request.settings) for url in request.urls]
     with catalogue().sessions.begin() as session:
         pending = pending_source_ids(session)
     logger.info("%d sources to download", len(pending))
-    results = [download(source_id) for source_id in pending]
+    results = [download(source_id, request.settings) for source_id in pending]
     summary = {"playlists": playlists, **_tally(results, "downloaded")}
     logger.info("ingest: %s", summary)
     return summary
 
 
 @flow(name="transcribe", log_prints=True)
-def transcribe_flow() -> dict[str, Any]:
-    """Transcribe, analyse and judge every downloaded source without a verdict."""
+def transcribe_flow(workers: int = 0) -> dict[str, Any]:
+    """Transcribe, analyse and judge every downloaded source without a verdict (``workers=0``: one per core)."""
     with catalogue().sessions.begin() as session:
         todo = downloaded_source_ids(session)
     get_run_logger().info("%d sources to transcribe", len(todo))
-    summary = _tally([transcribe(source_id) for source_id in todo], "transcribed")
+    summary = transcribe(todo, workers or default_workers()) if todo else {"transcribed": 0, "rejected": {}}
     get_run_logger().info("transcribe: %s", summary)
     return summary
 
 
 @flow(name="submit", log_prints=True)
-def submit_flow(request: SubmitRequest) -> dict[str, Any]:
-    """Ingest the playlists, then transcribe what they brought."""
-    return {"ingest": ingest_flow(request), "transcribe": transcribe_flow()}
+def submit_flow(request: SubmitRequest, workers: int = 0) -> dict[str, Any]:
+    """Ingest the playlists, then transcribe what they brought (``workers=0``: one process per core)."""
+    return {"ingest": ingest_flow(request), "transcribe": transcribe_flow(workers)}
 
 
 @flow(name="retrain", log_prints=True)
-def retrain_flow(force: bool = False, epochs: int = TrainSettings.epochs) -> dict[str, Any]:
-    """Retrain the LSTM on the accepted pieces if they changed since the current model."""
+def retrain_flow(force: bool = False, epochs: int = TrainSettings.epochs, licence: str | None = None) -> dict[str, Any]:
+    """Retrain the LSTM on the accepted pieces if they changed since the current model.
+
+    ``licence``: train only on sources whose licence contains this text (e.g. "Creative Commons").
+    """
     cat = catalogue()
-    outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, TrainSettings(epochs=epochs), force=force)
+    settings = TrainSettings(epochs=epochs, licence=licence)
+    outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, settings, force=force)
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
     return {
         "trained": outcome.trained,

@@ -10,7 +10,7 @@ from typing import Any
 from generate.originality import CopyIndex
 from train.tokens import STEPS_PER_BEAT, Slice, slice_tokens
 from transcribe.notes import NoteEvent
-from transcribe.repetition import onset_events, repetition
+from transcribe.repetition import piece_repetition
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def check_track(slices: Sequence[Slice], index: CopyIndex, settings: GuardSettin
     for piece in slices:
         notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
         step += piece.steps
-    rep = repetition(onset_events(notes, 60.0))  # times are in beats: 60 bpm makes seconds == beats
+    rep = piece_repetition(notes, 60.0)  # times are in beats: 60 bpm makes seconds == beats
     distinct = len({n.pitch for n in notes})
     copy = index.longest_copy(tokens)
     reason = None

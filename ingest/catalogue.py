@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Playlist, PlaylistEntry, Source, SourceState, utcnow
 from ingest.errors import IngestError
-from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio
+from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio, list_playlist
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ def record_listing(session: Session, listing: PlaylistListing, settings: IngestS
             source = Source(
                 key=entry.key,
                 url=entry.url,
+                webpage_url=entry.webpage_url,
                 title=entry.title,
                 uploader=entry.uploader,
                 upload_date=entry.upload_date,
@@ -89,18 +90,19 @@ def download_source(
         if source is None or source.state != SourceState.PENDING:
             state = source.state if source else SourceState.REJECTED
             return DownloadOutcome(source_id, state, source.reason if source else "missing")
-        url = source.url
+        url, listed_duration = source.url, source.duration
 
     fetched = False
     path = _finished_download(audio_dir, source_id)
     info: dict[str, object] = {}
     if path is None:
         try:
-            download = download_audio(url, audio_dir / str(source_id), settings)
+            download = download_audio(url, audio_dir / str(source_id), settings, expected_duration=listed_duration)
         except IngestError as error:
+            detail = str(error) if error.attempts == 1 else f"{error} (gave up after {error.attempts} attempts)"
             with sessions.begin() as session:
                 source = session.get_one(Source, source_id)
-                source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, str(error)
+                source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, detail
             return DownloadOutcome(source_id, SourceState.REJECTED, error.reason)
         path, info, fetched = download.path, download.info, True
 
@@ -121,7 +123,9 @@ def download_source(
         source.audio_path = str(path)
         source.state = SourceState.DOWNLOADED
         source.title = source.title or _str(info.get("title"))
-        source.uploader = source.uploader or _str(info.get("uploader"))
+        source.uploader = source.uploader or _str(info.get("uploader") or info.get("channel"))
+        source.upload_date = source.upload_date or _str(info.get("upload_date"))
+        source.webpage_url = source.webpage_url or _str(info.get("webpage_url"))
         source.license = source.license or _str(info.get("license"))
         duration = info.get("duration")
         if isinstance(duration, (int, float)):
@@ -131,3 +135,38 @@ def download_source(
 
 def _str(value: object) -> str | None:
     return str(value) if value else None
+
+
+@dataclass
+class IngestSummary:
+    playlists: int = 0
+    downloaded: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def ingest_urls(
+    sessions: sessionmaker[Session], urls: list[str], audio_dir: Path, settings: IngestSettings
+) -> IngestSummary:
+    """Expand every URL, then download every pending source, one after another (the flows' steps, unwired).
+
+    A URL that cannot be expanded is reported in ``errors`` and the others go on.
+    """
+    summary = IngestSummary()
+    for url in urls:
+        try:
+            listing = list_playlist(url, settings)
+        except IngestError as error:
+            summary.errors.append(f"{url}: {error}")
+            continue
+        with sessions.begin() as session:
+            record_listing(session, listing, settings)
+        summary.playlists += 1
+    with sessions() as session:
+        pending = pending_source_ids(session)
+    for source_id in pending:
+        outcome = download_source(sessions, source_id, audio_dir, settings)
+        summary.downloaded += outcome.downloaded
+        if outcome.reason:
+            summary.rejected[outcome.reason] = summary.rejected.get(outcome.reason, 0) + 1
+    return summary

@@ -7,6 +7,7 @@ class IngestError(Exception):
     """An expected ingest failure; ``reason`` is the short code stored in the catalogue."""
 
     reason = "ingest_failed"
+    attempts = 1  # how many tries it took to give up (set by ingest.youtube.with_retries)
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)

@@ -11,30 +11,60 @@ import logging
 import re
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import yt_dlp
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from yt_dlp.utils import DownloadError as YtDlpDownloadError
 from yt_dlp.utils import unsmuggle_url
 
 from ingest.errors import DownloadError, IngestError, InvalidURLError
+from ingest.probe import probe_audio
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Failures worth another try after a pause; every other reason is permanent.
+TRANSIENT_REASONS = frozenset({"rate_limited", "server_error", "timeout", "network", "truncated_transfer"})
 
 
-@dataclass(frozen=True)
-class IngestSettings:
-    """Limits and manners for talking to a video site."""
+class IngestSettings(BaseModel):
+    """Limits and manners for talking to a video site (a flow parameter, so the Prefect UI shows a form).
 
-    min_duration: float = 5.0
-    max_duration: float = 20 * 60.0
-    socket_timeout: float = 20.0
-    retries: int = 3
-    sleep_between_requests: float = 0.0
-    audio_format: str = "bestaudio/best"
+    ``retries`` transient failures (HTTP 429 and 5xx, timeouts, dropped connections) are retried
+    after ``backoff`` seconds, doubling each time up to ``backoff_max``; permanent ones (404,
+    private, too long, not audio) never are. ``sleep_between_requests`` is a polite pause before
+    each request and download, as yt-dlp's own ``--sleep-requests``/``--sleep-interval`` do.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_duration: float = Field(5.0, ge=0, description="reject audio shorter than this (seconds)")
+    max_duration: float = Field(20 * 60.0, gt=0, description="reject audio longer than this (seconds)")
+    socket_timeout: float = Field(20.0, gt=0, description="seconds to wait on a silent connection")
+    retries: int = Field(3, ge=0, le=10, description="retries of a transient failure")
+    backoff: float = Field(2.0, ge=0, description="seconds before the first retry; doubles each time")
+    backoff_max: float = Field(60.0, ge=0, description="longest wait between retries (seconds)")
+    sleep_between_requests: float = Field(1.0, ge=0, description="polite pause before each request (seconds)")
+    audio_format: str = Field("bestaudio/best", description="yt-dlp format selector")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IngestSettings:
+        if self.min_duration >= self.max_duration:
+            raise ValueError(f"min_duration {self.min_duration} must be below max_duration {self.max_duration}")
+        return self
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based): exponential, capped."""
+        return float(min(self.backoff_max, self.backoff * 2**attempt))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 @dataclass(frozen=True)
@@ -44,6 +74,7 @@ class Entry:
     key: str
     url: str
     title: str | None = None
+    webpage_url: str | None = None
     duration: float | None = None
     uploader: str | None = None
     upload_date: str | None = None
@@ -80,10 +111,17 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
         "noprogress": True,
         "ignoreerrors": False,  # explicit (the API default): each entry's failure is handled by us
         "socket_timeout": settings.socket_timeout,
+        # yt-dlp retries a download's 5xx and short reads itself; with_retries() covers the rest.
         "retries": settings.retries,
         "fragment_retries": settings.retries,
         "extractor_retries": settings.retries,
+        "retry_sleep_functions": {
+            "http": settings.backoff_delay,
+            "fragment": settings.backoff_delay,
+            "extractor": settings.backoff_delay,
+        },
         "sleep_interval_requests": settings.sleep_between_requests,
+        "sleep_interval": settings.sleep_between_requests,
         "format": settings.audio_format,
         "allowed_extractors": ["default"],
         "logger": log,
@@ -113,6 +151,7 @@ def _entry(raw: dict[str, Any]) -> Entry:
         key=entry_key(raw),
         url=url,
         title=raw.get("title"),
+        webpage_url=unsmuggle_url(raw.get("webpage_url") or "")[0] or None,
         duration=float(raw["duration"]) if raw.get("duration") else None,
         uploader=raw.get("uploader") or raw.get("channel"),
         upload_date=raw.get("upload_date"),
@@ -125,11 +164,15 @@ def _entry(raw: dict[str, Any]) -> Entry:
 def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
     """Expand a playlist (or a single video) URL into entries without downloading anything."""
     url = validate_url(url)
-    with yt_dlp.YoutubeDL(_ydl_opts(settings, extract_flat="in_playlist")) as ydl:
-        try:
-            info = ydl.sanitize_info(ydl.extract_info(url, download=False))
-        except YtDlpDownloadError as error:
-            raise IngestError(f"could not read {url}: {_clean(error)}", reason=classify(str(error))) from error
+
+    def expand() -> Any:
+        with yt_dlp.YoutubeDL(_ydl_opts(settings, extract_flat="in_playlist")) as ydl:
+            try:
+                return ydl.sanitize_info(ydl.extract_info(url, download=False))
+            except YtDlpDownloadError as error:
+                raise IngestError(f"could not read {url}: {_clean(error)}", reason=classify(str(error))) from error
+
+    info = with_retries(expand, settings, what=url)
     if info is None:
         raise IngestError(f"yt-dlp found nothing at {url}", reason="unavailable")
     if info.get("_type") == "playlist" or "entries" in info:
@@ -152,17 +195,50 @@ def check_entry(entry: Entry, settings: IngestSettings) -> str | None:
     return None
 
 
-def download_audio(url: str, dest_stem: Path, settings: IngestSettings) -> Download:
-    """Download one entry's audio to ``dest_stem`` + its extension, atomically.
-
-    yt-dlp writes into a private temporary folder next to the destination; the finished
-    file is moved into place with one rename, so a killed run never leaves a file that looks done.
+def with_retries(action: Callable[[], T], settings: IngestSettings, *, what: str) -> T:
+    """Run ``action``, retrying transient :class:`IngestError` s with exponential back-off.
 
     Raises:
-        DownloadError: with a ``reason`` (private, unavailable, live_or_upcoming, too_long, ...).
+        IngestError: the last error, with ``attempts`` set, once retries are spent or at once
+            when the failure is permanent.
     """
+    for attempt in range(settings.retries + 1):
+        try:
+            return action()
+        except IngestError as error:
+            error.attempts = attempt + 1
+            if error.reason not in TRANSIENT_REASONS or attempt == settings.retries:
+                raise
+            delay = settings.backoff_delay(attempt)
+            log.warning(
+                "%s: %s (%s); retry %d of %d in %.1f s", what, error.reason, error, attempt + 1, settings.retries, delay
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def download_audio(
+    url: str, dest_stem: Path, settings: IngestSettings, *, expected_duration: float | None = None
+) -> Download:
+    """Download one entry's audio to ``dest_stem`` + its extension, atomically, retrying transient failures.
+
+    yt-dlp writes into a private temporary folder next to the destination; the file is probed
+    (it must hold an audio stream of an allowed length, and not be much shorter than the listing
+    said) and only then moved into place with one rename, so a killed run never leaves a file
+    that looks done.
+
+    Raises:
+        DownloadError: with a ``reason`` (private, unavailable, live_or_upcoming, too_long,
+            not_audio, truncated, rate_limited, server_error, ...).
+    """
+    return with_retries(lambda: _download_once(url, dest_stem, settings, expected_duration), settings, what=url)
+
+
+def _download_once(url: str, dest_stem: Path, settings: IngestSettings, expected_duration: float | None) -> Download:
     dest_stem.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".download-", dir=dest_stem.parent))
+    for stale in dest_stem.parent.glob(f".download-{dest_stem.name}-*"):  # a killed run's half-download
+        shutil.rmtree(stale, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".download-{dest_stem.name}-", dir=dest_stem.parent))
     try:
         opts = _ydl_opts(settings, outtmpl=str(workdir / "audio.%(ext)s"), noplaylist=True)
         with yt_dlp.YoutubeDL(opts) as ydl:
@@ -176,6 +252,7 @@ def download_audio(url: str, dest_stem: Path, settings: IngestSettings) -> Downl
         files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
         if len(files) != 1:
             raise DownloadError(f"{url}: expected one audio file, yt-dlp left {len(files)}")
+        _check_file(files[0], url, settings, expected_duration or _number(info.get("duration")))
         final = dest_stem.with_suffix(files[0].suffix or ".audio")
         files[0].replace(final)
         return Download(path=final, info=ydl.sanitize_info(info))
@@ -185,12 +262,38 @@ def download_audio(url: str, dest_stem: Path, settings: IngestSettings) -> Downl
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _check_file(path: Path, url: str, settings: IngestSettings, expected: float | None) -> None:
+    """Reject a downloaded file that is not audio, is much shorter than listed, or is out of bounds."""
+    probe = probe_audio(path)  # raises DownloadError(not_audio)
+    if expected and probe.duration < 0.9 * expected - 1.0:
+        raise DownloadError(
+            f"{url}: the file holds {probe.duration:.1f} s of the {expected:.1f} s listed", reason="truncated"
+        )
+    if probe.duration > settings.max_duration:
+        raise DownloadError(
+            f"{url}: {probe.duration:.0f} s is longer than {settings.max_duration:.0f} s", reason="too_long"
+        )
+    if probe.duration < settings.min_duration:
+        raise DownloadError(
+            f"{url}: {probe.duration:.1f} s is shorter than {settings.min_duration:.0f} s", reason="too_short"
+        )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 _REASONS = [
-    (r"private video|sign in|members[- ]only|login required", "private"),
+    (r"private video|sign in|members[- ]only|login required|http error 401", "private"),
     (r"live event|is live|premieres in|upcoming", "live_or_upcoming"),
-    (r"http error 404|video unavailable|not available|has been removed|does not exist|410", "unavailable"),
-    (r"unsupported url", "unsupported"),
     (r"http error 429|too many requests", "rate_limited"),
+    (r"http error 5\d\d|internal server error|service unavailable|bad gateway|gateway time", "server_error"),
+    (r"timed out|timeout", "timeout"),
+    (r"content too short|incomplete read|did not get any data|downloaded \d+ bytes, expected", "truncated_transfer"),
+    (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", "network"),
+    (r"http error 404|video unavailable|not available|has been removed|does not exist|http error 410", "unavailable"),
+    (r"http error 403|forbidden", "forbidden"),
+    (r"unsupported url", "unsupported"),
 ]
 
 

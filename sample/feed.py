@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from ingest.youtube import IngestSettings
+
+# Talking to our own loopback server: no polite pauses, short back-off, a short socket timeout.
+LOOPBACK_INGEST = IngestSettings(
+    sleep_between_requests=0.0, backoff=0.05, backoff_max=0.5, socket_timeout=3.0, retries=2
+)
 
 MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg", ".m4a": "audio/mp4"}
 
@@ -59,12 +67,38 @@ class _Server(ThreadingHTTPServer):
 
 
 @dataclass
+class Fault:
+    """What the server does wrong for one path, ``times`` times (``None``: for ever).
+
+    ``status``: answer with this HTTP error instead of the file. ``truncate``: promise the whole
+    file, send half, hang up. ``delay``: wait this many seconds before answering.
+    """
+
+    status: int | None = None
+    truncate: bool = False
+    delay: float = 0.0
+    times: int | None = None
+    served: int = 0
+
+    def active(self) -> bool:
+        return self.times is None or self.served < self.times
+
+
+@dataclass
 class FeedServer:
-    """A running loopback server; ``url(name)`` gives a served file's URL."""
+    """A running loopback server; ``url(name)`` gives a served file's URL.
+
+    ``faults`` maps a path (``"/name.mp3"``) to a :class:`Fault`, so tests and benches can play
+    the parts of a rate-limiting, failing, slow or flaky site with real HTTP.
+    """
 
     root: Path
     port: int
     requests: list[str]
+    faults: dict[str, Fault] = field(default_factory=dict)
+
+    def fail(self, name: str, fault: Fault) -> None:
+        self.faults[f"/{name}"] = fault
 
     @property
     def base_url(self) -> str:
@@ -83,21 +117,58 @@ class FeedServer:
 def serve(root: Path) -> Iterator[FeedServer]:
     """Serve ``root`` on 127.0.0.1 (a free port) in a background thread until the block ends."""
     requests: list[str] = []
+    faults: dict[str, Fault] = {}
+    lock = threading.Lock()
 
     class Handler(_QuietHandler):
+        def _fault(self) -> Fault | None:
+            with lock:
+                fault = faults.get(self.path.split("?")[0])
+                if fault is None or not fault.active():
+                    return None
+                fault.served += 1
+                return fault
+
+        def _misbehave(self, fault: Fault, *, body: bool) -> bool:
+            """Play ``fault``; True when the request has been answered."""
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status:
+                self.send_response(fault.status)
+                self.send_header("Content-Length", "0")
+                if fault.status == 429:
+                    self.send_header("Retry-After", "1")
+                self.end_headers()
+                return True
+            if fault.truncate:
+                data = (Path(self.directory) / self.path.lstrip("/").split("?")[0]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/mpeg")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+                return True
+            return False
+
         def do_GET(self) -> None:
             requests.append(self.path)
-            super().do_GET()
+            fault = self._fault()
+            if fault is None or not self._misbehave(fault, body=True):
+                super().do_GET()
 
         def do_HEAD(self) -> None:
             requests.append(f"HEAD {self.path}")
-            super().do_HEAD()
+            fault = self._fault()
+            if fault is None or not self._misbehave(fault, body=False):
+                super().do_HEAD()
 
     server = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, name="tunesmith-feed", daemon=True)
     thread.start()
     try:
-        yield FeedServer(root=root, port=server.server_address[1], requests=requests)
+        yield FeedServer(root=root, port=server.server_address[1], requests=requests, faults=faults)
     finally:
         server.shutdown()
         server.server_close()

@@ -42,6 +42,9 @@ class TrainSettings:
     patience: int = 6
     min_pieces: int = 2
     seed: int = 0
+    # Train only on sources whose licence (as yt-dlp reports it) contains this text, case-insensitively,
+    # e.g. "Creative Commons" (YouTube's "Creative Commons Attribution license (reuse allowed)").
+    licence: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,14 +64,17 @@ def piece_tokens(midi_path: Path, key: str | None) -> list[str]:
     return [transpose_token(t, shift) for t in slice_tokens(slices_from_midi(midi_path))]
 
 
-def accepted_pieces(session: Session) -> list[tuple[int, str, float, str | None]]:
-    """(source id, MIDI path, tempo, key) of every accepted source, by id."""
-    rows = session.execute(
+def accepted_pieces(session: Session, licence: str | None = None) -> list[tuple[int, str, float, str | None]]:
+    """(source id, MIDI path, tempo, key) of every accepted source, by id; only ``licence``'d ones if given."""
+    query = (
         select(Source.id, Transcription.midi_path, Transcription.tempo, Transcription.features)
         .join(Transcription, Transcription.source_id == Source.id)
         .where(Source.state == SourceState.ACCEPTED)
         .order_by(Source.id)
     )
+    if licence:
+        query = query.where(Source.license.ilike(f"%{licence}%"))
+    rows = session.execute(query)
     return [(sid, path, tempo or 120.0, (features or {}).get("key")) for sid, path, tempo, features in rows]
 
 
@@ -146,7 +152,7 @@ def train_from_catalogue(
     The new version is registered and made current only once its files are complete.
     """
     with sessions.begin() as session:
-        rows = accepted_pieces(session)
+        rows = accepted_pieces(session, settings.licence)
         current = current_model(session)
         if current is not None and not force and sorted(current.source_ids) == [r[0] for r in rows]:
             return TrainOutcome(False, f"no new pieces since model {current.id}: nothing to train", current.id)

@@ -1,17 +1,17 @@
-"""Per-piece analysis (key, tempo, density, range, polyphony, repetition, silence) and the keep/reject verdict."""
+"""Per-piece analysis (key, tempo, density, range, polyphony, repetition, silence, audio features) and the verdict."""
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from transcribe.features import AudioFeatures
 from transcribe.notes import NoteEvent
-from transcribe.repetition import onset_events, repetition
+from transcribe.repetition import piece_repetition
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,13 @@ class PieceAnalysis:
     pitch_high: int | None
     distinct_pitches: int
     polyphony: float
-    repetition_score: float
+    repetition_score: float  # max(pattern_share, bar_similarity): see transcribe.repetition
     repetition_pattern: int
+    pattern_share: float
+    bar_similarity: float
     silence_ratio: float
     spectral_flatness: float
+    audio: dict[str, Any]  # transcribe.features.AudioFeatures
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,15 +60,23 @@ class Verdict:
 
 
 def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
-    """music21's Krumhansl-Schmuckler key estimate over duration-weighted notes, e.g. ``"G major"``."""
+    """music21's Krumhansl-Schmuckler key estimate over duration-weighted notes, e.g. ``"G major"``.
+
+    The analysis reads only each pitch class's total duration, so it is given one note per pitch
+    class with that total (the same answer as the whole piece, without building a long stream).
+    """
     if not notes:
         return None
     from music21 import note as m21note
     from music21 import stream
 
-    piece = stream.Stream()
+    weights = np.zeros(12)
     for event in notes:
-        piece.insert(event.start, m21note.Note(event.pitch, quarterLength=max(event.duration, 0.05)))
+        weights[event.pitch % 12] += max(event.duration, 0.05)
+    piece = stream.Stream()
+    for pitch_class, weight in enumerate(weights):
+        if weight > 0:
+            piece.append(m21note.Note(60 + pitch_class, quarterLength=round(float(weight), 2)))
     try:
         key = piece.analyze("key")
     except Exception:  # music21 raises bare exceptions on degenerate input
@@ -85,27 +96,10 @@ def polyphony(notes: Sequence[NoteEvent], resolution: float = 0.05) -> float:
     return float(sounding.mean()) if sounding.size else 0.0
 
 
-def audio_measures(audio: np.ndarray, sample_rate: int, *, silence_db: float = -50.0) -> tuple[float, float]:
-    """(silence ratio, mean spectral flatness of the non-silent frames)."""
-    import librosa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rms = librosa.feature.rms(y=audio, frame_length=2048, hop_length=512)[0]
-        flatness = librosa.feature.spectral_flatness(y=audio, n_fft=2048, hop_length=512)[0]
-    db = librosa.amplitude_to_db(rms, ref=1.0)
-    loud = db > silence_db
-    silence = float(1.0 - loud.mean()) if loud.size else 1.0
-    flat = float(flatness[: loud.size][loud].mean()) if loud.any() else 0.0
-    return silence, flat
-
-
-def analyse(
-    notes: Sequence[NoteEvent], tempo: float, duration: float, audio: np.ndarray, sample_rate: int
-) -> PieceAnalysis:
+def analyse(notes: Sequence[NoteEvent], tempo: float, duration: float, features: AudioFeatures) -> PieceAnalysis:
+    """Everything the filter and the similarity search read about one piece."""
     pitches = [n.pitch for n in notes]
-    rep = repetition(onset_events(notes, tempo))
-    silence, flatness = audio_measures(audio, sample_rate)
+    rep = piece_repetition(notes, tempo)
     return PieceAnalysis(
         duration=round(duration, 3),
         tempo=tempo,
@@ -118,8 +112,11 @@ def analyse(
         polyphony=round(polyphony(notes), 3),
         repetition_score=rep.score,
         repetition_pattern=rep.pattern_length,
-        silence_ratio=round(silence, 4),
-        spectral_flatness=round(flatness, 4),
+        pattern_share=rep.pattern_share,
+        bar_similarity=rep.bar_similarity,
+        silence_ratio=features.silence_ratio,
+        spectral_flatness=features.spectral_flatness,
+        audio=features.to_dict(),
     )
 
 
@@ -134,7 +131,8 @@ def judge(analysis: PieceAnalysis, settings: FilterSettings) -> Verdict:
         (
             a.repetition_score > s.max_repetition,
             "repetitive",
-            f"repetition score {a.repetition_score:.2f} (pattern of {a.repetition_pattern} events)",
+            f"repetition score {a.repetition_score:.2f} (one {a.repetition_pattern}-event pattern covers "
+            f"{a.pattern_share:.0%}; mean bar-to-bar similarity {a.bar_similarity:.2f})",
         ),
         (a.distinct_pitches < s.min_distinct_pitches, "low_pitch_variety", f"{a.distinct_pitches} distinct pitches"),
     ]

@@ -1,27 +1,37 @@
 """basic-pitch transcription with the ONNX model that ships inside the package.
 
 The ONNX model gives the same notes as the TensorFlow SavedModel without its ~20 s graph
-trace on the first call. Audio is decoded once per file and shared by inference, tempo
-estimation and the silence measure.
+trace on the first call. Audio is decoded once per file by ffmpeg and streamed, a chunk at a
+time, through the model and the feature extractor, so a long file needs no more memory than a
+short one beyond the model's small per-frame outputs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.notes import NoteEvent
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
+ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
+N_OVERLAPPING_FRAMES = 30  # basic-pitch's own overlap between consecutive 2-s windows
+BATCH_WINDOWS = 16  # windows per model call: 16 x 2 s of audio in memory at once
 # The ONNX graph's output names for each head (as basic-pitch's own Model.predict maps them).
 _OUTPUTS = {
     "note": "StatefulPartitionedCall:1",
@@ -40,14 +50,26 @@ class TranscriptionError(Exception):
 
 @dataclass(frozen=True)
 class TranscriptionSettings:
-    """basic-pitch's note-creation thresholds; stored with every transcription."""
+    """basic-pitch's note-creation thresholds and how the work is spread; stored with every transcription.
 
-    onset_threshold: float = 0.5
+    The thresholds default to values tuned on piano renders of corpus chorales: ``bench/transcription.py
+    --tune`` picks them on half the pieces and scores the other half (onset F1 0.87 against 0.77 for
+    basic-pitch's own defaults: onset 0.5, frame 0.3, 127.7 ms, melodia trick on).
+    """
+
+    onset_threshold: float = 0.7
     frame_threshold: float = 0.3
-    minimum_note_length_ms: float = 127.7
+    minimum_note_length_ms: float = 58.0
     minimum_frequency: float | None = None
     maximum_frequency: float | None = None
-    melodia_trick: bool = True
+    melodia_trick: bool = False
+    chunk_seconds: float = 60.0  # audio decoded and analysed this much at a time: bounded memory
+
+    def __post_init__(self) -> None:
+        if not (0 < self.onset_threshold < 1 and 0 < self.frame_threshold < 1):
+            raise ValueError("thresholds must lie strictly between 0 and 1")
+        if self.minimum_note_length_ms <= 0 or self.chunk_seconds < 5:
+            raise ValueError("minimum_note_length_ms must be positive and chunk_seconds at least 5")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,112 +80,201 @@ class Transcript:
     notes: list[NoteEvent]
     tempo: float
     duration: float
-    audio: np.ndarray  # mono, SAMPLE_RATE, for analysis
+    features: AudioFeatures
 
 
 def _onnx_model_path() -> Path:
-    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+    """The ONNX file inside the installed basic-pitch package, found without importing it.
 
-    return Path(build_icassp_2022_model_path(FilenameSuffix.onnx))
+    Importing ``basic_pitch`` imports TensorFlow when it is installed (2 s and ~500 MB per process),
+    which a transcription worker never needs.
+    """
+    spec = importlib.util.find_spec("basic_pitch")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("basic-pitch is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "saved_models" / "icassp_2022" / "nmp.onnx"
 
 
 class Transcriber:
     """Holds basic-pitch's ONNX model; build one per worker process and reuse it."""
 
-    def __init__(self, settings: TranscriptionSettings | None = None) -> None:
+    def __init__(self, settings: TranscriptionSettings | None = None, *, threads: int = 0) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import onnxruntime as ort
 
         self.settings = settings or TranscriptionSettings()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("TUNESMITH_ONNX_THREADS", "0"))
+        options.intra_op_num_threads = threads or int(os.environ.get("TUNESMITH_ONNX_THREADS", "0"))
+        options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
             str(_onnx_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [_OUTPUTS["note"], _OUTPUTS["onset"]]
 
-    def _infer(self, audio: np.ndarray) -> dict[str, np.ndarray]:
-        from basic_pitch.constants import AUDIO_N_SAMPLES, FFT_HOP
-        from basic_pitch.inference import unwrap_output, window_audio_file
+    def _frames(self, windows: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model over windows in bounded batches; keep only the note and onset heads, unwrapped."""
+        half = N_OVERLAPPING_FRAMES // 2
+        notes: list[np.ndarray] = []
+        onsets: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
 
-        n_overlapping_frames = 30
-        overlap_len = n_overlapping_frames * FFT_HOP
-        hop_size = AUDIO_N_SAMPLES - overlap_len
-        padded = np.concatenate([np.zeros(overlap_len // 2, dtype=np.float32), audio])
-        windows = [window for window, _ in window_audio_file(padded, hop_size)]
-        raw: dict[str, list[np.ndarray]] = {key: [] for key in _OUTPUTS}
-        names = list(_OUTPUTS.values())
-        for start in range(0, len(windows), 16):  # bounded batches: long files in bounded memory
-            batch = np.stack(windows[start : start + 16]).astype(np.float32)
-            for key, value in zip(_OUTPUTS, self._session.run(names, {self._input: batch}), strict=True):
-                raw[key].append(value)
-        return {
-            key: unwrap_output(np.concatenate(chunks), len(audio), n_overlapping_frames) for key, chunks in raw.items()
-        }
+        def flush() -> None:
+            note, onset = self._session.run(self._outputs, {self._input: np.stack(batch)[..., None]})
+            notes.append(note[:, half:-half, :].reshape(-1, note.shape[-1]))
+            onsets.append(onset[:, half:-half, :].reshape(-1, onset.shape[-1]))
+            batch.clear()
 
-    def transcribe(self, audio_path: Path) -> Transcript:
-        """Decode ``audio_path``, estimate its tempo and transcribe it to notes.
+        for window in windows:
+            batch.append(window)
+            if len(batch) == BATCH_WINDOWS:
+                flush()
+        if batch:
+            flush()
+        if not notes:
+            return np.zeros((0, 88), np.float32), np.zeros((0, 88), np.float32)
+        return np.concatenate(notes), np.concatenate(onsets)
+
+    def posteriors(self, audio_path: Path) -> Posteriors:
+        """Stream ``audio_path`` through ffmpeg, the model and the feature extractor.
+
+        Memory stays bounded by the chunk size plus the model's frame outputs (176 floats per
+        11.6 ms frame, about 50 MB per hour), whatever the file's length.
 
         Raises:
             TranscriptionError: the file cannot be decoded or holds no audio.
         """
-        audio = load_audio(audio_path)
-        tempo = estimate_tempo(audio)
-        from basic_pitch.constants import AUDIO_SAMPLE_RATE, FFT_HOP
-        from basic_pitch.note_creation import model_output_to_notes
-
-        output = self._infer(audio)
-        s = self.settings
-        min_note_len = int(np.round(s.minimum_note_length_ms / 1000 * (AUDIO_SAMPLE_RATE / FFT_HOP)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _, events = model_output_to_notes(
-                output,
-                onset_thresh=s.onset_threshold,
-                frame_thresh=s.frame_threshold,
-                min_note_len=min_note_len,
-                min_freq=s.minimum_frequency,
-                max_freq=s.maximum_frequency,
-                melodia_trick=s.melodia_trick,
-                midi_tempo=tempo,
-            )
-        notes = sorted(
-            NoteEvent(float(start), float(end), int(pitch), int(np.clip(round(127 * amp), 1, 127)))
-            for start, end, pitch, amp, _bends in events
+        accumulator = FeatureAccumulator(SAMPLE_RATE)
+        counter = _SampleCounter()
+        chunks = counter.count(decode_chunks(audio_path, seconds=self.settings.chunk_seconds))
+        note_frames, onset_frames = self._frames(_windows(_tap(chunks, accumulator.add)))
+        if counter.samples < SAMPLE_RATE // 2:
+            raise TranscriptionError(f"{audio_path.name} holds less than half a second of audio", reason="too_short")
+        n_frames = min(int(np.floor(counter.samples * ANNOTATIONS_FPS / SAMPLE_RATE)), len(note_frames))
+        return Posteriors(
+            note=note_frames[:n_frames],
+            onset=onset_frames[:n_frames],
+            samples=counter.samples,
+            features=accumulator.finish(),
         )
-        return Transcript(notes=notes, tempo=tempo, duration=len(audio) / SAMPLE_RATE, audio=audio)
+
+    def transcribe(self, audio_path: Path) -> Transcript:
+        """Notes, tempo and audio features of ``audio_path`` (see :meth:`posteriors` for the streaming).
+
+        Raises:
+            TranscriptionError: the file cannot be decoded or holds no audio.
+        """
+        posteriors = self.posteriors(audio_path)
+        return Transcript(
+            notes=notes_from_posteriors(posteriors, self.settings),
+            tempo=posteriors.features.tempo,
+            duration=posteriors.samples / SAMPLE_RATE,
+            features=posteriors.features,
+        )
 
 
-def load_audio(path: Path) -> np.ndarray:
-    """Mono float32 at basic-pitch's rate; any format ffmpeg or libsndfile reads."""
-    import librosa
+@dataclass(frozen=True)
+class Posteriors:
+    """The model's per-frame note and onset activations for one file, and its audio features."""
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True)
-    except Exception as error:  # soundfile and audioread raise many unrelated types
-        raise TranscriptionError(f"cannot decode {path.name}: {type(error).__name__}: {error}") from error
-    if audio.size < SAMPLE_RATE // 2:
-        raise TranscriptionError(f"{path.name} holds less than half a second of audio", reason="too_short")
-    return audio.astype(np.float32)
+    note: np.ndarray  # (frames, 88)
+    onset: np.ndarray  # (frames, 88)
+    samples: int
+    features: AudioFeatures
 
 
-def estimate_tempo(audio: np.ndarray, *, default: float = 120.0) -> float:
-    """Beats per minute from librosa's beat tracker, folded into 60-180."""
-    import librosa
+def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSettings) -> list[NoteEvent]:
+    """basic-pitch's note creation with ``settings``' thresholds (cheap: tune without re-running the model)."""
+    from basic_pitch.note_creation import model_output_to_notes
 
+    s = settings
+    min_note_len = int(np.round(s.minimum_note_length_ms / 1000 * (SAMPLE_RATE / 256)))  # as basic-pitch rounds it
+    output = {
+        "note": posteriors.note,
+        "onset": posteriors.onset,
+        # Only its frame count is read when pitch bends are off: zero columns, no memory.
+        "contour": np.zeros((len(posteriors.note), 0), np.float32),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tempo = float(np.atleast_1d(librosa.beat.beat_track(y=audio, sr=SAMPLE_RATE)[0])[0])
-    if not np.isfinite(tempo) or tempo <= 0:
-        return default
-    while tempo < 60:
-        tempo *= 2
-    while tempo > 180:
-        tempo /= 2
-    return round(tempo, 2)
+        _, events = model_output_to_notes(
+            output,
+            onset_thresh=s.onset_threshold,
+            frame_thresh=s.frame_threshold,
+            min_note_len=min_note_len,
+            min_freq=s.minimum_frequency,
+            max_freq=s.maximum_frequency,
+            include_pitch_bends=False,
+            melodia_trick=s.melodia_trick,
+            midi_tempo=posteriors.features.tempo,
+        )
+    return sorted(
+        NoteEvent(float(start), float(end), int(pitch), int(np.clip(round(127 * amp), 1, 127)))
+        for start, end, pitch, amp, _bends in events
+    )
+
+
+class _SampleCounter:
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def count(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self.samples += chunk.size
+            yield chunk
+
+
+def _tap(chunks: Iterable[np.ndarray], consumer: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        consumer(chunk)
+        yield chunk
+
+
+def _windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """basic-pitch's windowing (``inference.window_audio_file`` over the half-overlap-padded audio), streamed."""
+    from basic_pitch.constants import AUDIO_N_SAMPLES, FFT_HOP
+
+    overlap = N_OVERLAPPING_FRAMES * FFT_HOP
+    hop = AUDIO_N_SAMPLES - overlap
+    buffer = np.zeros(overlap // 2, dtype=np.float32)
+    for chunk in chunks:
+        buffer = np.concatenate([buffer, chunk])
+        while buffer.size >= AUDIO_N_SAMPLES:
+            yield buffer[:AUDIO_N_SAMPLES]
+            buffer = buffer[hop:]
+    while buffer.size > 0:  # the tail, zero-padded, at every hop that still starts inside the audio
+        yield np.pad(buffer[:AUDIO_N_SAMPLES], (0, max(0, AUDIO_N_SAMPLES - buffer.size)))
+        buffer = buffer[hop:]
+
+
+def decode_chunks(path: Path, *, seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """Decode any file ffmpeg reads to mono float32 at basic-pitch's rate, ``seconds`` at a time.
+
+    Raises:
+        TranscriptionError: ffmpeg cannot decode it (``corrupt_audio``).
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg not found: install it (the README's first command does)")
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE)]
+    command += ["-f", "f32le", "-"]
+    chunk_bytes = int(seconds * SAMPLE_RATE) * 4
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        try:
+            while data := process.stdout.read(chunk_bytes):
+                usable = len(data) - len(data) % 4
+                yield np.frombuffer(data[:usable], dtype=np.float32)
+        finally:
+            process.stdout.close()
+            code = process.wait()
+        errors.seek(0)
+        message = errors.read().decode(errors="replace").strip()
+    if code != 0:
+        last = message.splitlines()[-1] if message else f"ffmpeg exited with {code}"
+        raise TranscriptionError(f"cannot decode {path.name}: {last}")
 
 
 def write_midi(notes: list[NoteEvent], tempo: float, midi_path: Path) -> Path:

@@ -1,16 +1,43 @@
-"""Transcription's rows: one MIDI file and analysis per downloaded source, and its verdict."""
+"""Transcription's rows: one MIDI file and analysis per downloaded source, and its verdict.
+
+The work on one piece (:func:`process_piece`) touches no database, so it can run in any worker
+process; :func:`record_piece` writes its outcome in the parent. Nothing is recorded until the
+MIDI file is complete, so a killed run simply redoes the pieces it had not recorded.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Source, SourceState, Transcription
-from transcribe.analysis import FilterSettings, analyse, judge
-from transcribe.basic_pitch import SAMPLE_RATE, Transcriber, TranscriptionError, write_midi
+from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
+from transcribe.basic_pitch import Transcriber, TranscriptionError, TranscriptionSettings, write_midi
+
+
+@dataclass(frozen=True)
+class PieceJob:
+    source_id: int
+    audio_path: Path
+    midi_path: Path
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    """What one piece came to: a MIDI file and its analysis and verdict, or the reason it failed."""
+
+    source_id: int
+    midi_path: Path | None = None
+    analysis: PieceAnalysis | None = None
+    accepted: bool = False
+    reason: str | None = None
+    detail: str | None = None
+    seconds: float = 0.0  # audio seconds transcribed
 
 
 @dataclass(frozen=True)
@@ -21,56 +48,117 @@ class TranscribeOutcome:
     transcribed: bool = False
 
 
+@dataclass
+class TranscribeSummary:
+    outcomes: list[TranscribeOutcome] = field(default_factory=list)
+    audio_seconds: float = 0.0
+
+    def counts(self) -> dict[str, Any]:
+        rejected: dict[str, int] = {}
+        for outcome in self.outcomes:
+            if outcome.state is SourceState.REJECTED and outcome.reason:
+                rejected[outcome.reason] = rejected.get(outcome.reason, 0) + 1
+        return {
+            "transcribed": sum(o.transcribed for o in self.outcomes),
+            "accepted": sum(o.state is SourceState.ACCEPTED for o in self.outcomes),
+            "rejected": rejected,
+            "audio_seconds": round(self.audio_seconds, 1),
+        }
+
+
 def downloaded_source_ids(session: Session) -> list[int]:
     """Sources with audio and no verdict yet (including those a killed run left transcribed)."""
     states = (SourceState.DOWNLOADED, SourceState.TRANSCRIBED)
     return list(session.scalars(select(Source.id).where(Source.state.in_(states)).order_by(Source.id)))
 
 
-def transcribe_source(
+def piece_jobs(session: Session, source_ids: Sequence[int], midi_dir: Path) -> list[PieceJob]:
+    """The jobs for those of ``source_ids`` still waiting for a verdict."""
+    states = (SourceState.DOWNLOADED, SourceState.TRANSCRIBED)
+    rows = session.scalars(select(Source).where(Source.id.in_(source_ids), Source.state.in_(states)))
+    return [
+        PieceJob(source.id, Path(source.audio_path or ""), midi_dir / f"{source.id}.mid")
+        for source in sorted(rows, key=lambda s: s.id)
+    ]
+
+
+def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: FilterSettings) -> PieceResult:
+    """Transcribe, write the MIDI (atomically), analyse and judge one piece. No database access."""
+    try:
+        if not job.audio_path.is_file():
+            raise TranscriptionError(f"audio file missing: {job.audio_path}", reason="audio_missing")
+        transcript = transcriber.transcribe(job.audio_path)
+    except TranscriptionError as error:
+        return PieceResult(job.source_id, reason=error.reason, detail=str(error))
+    midi_path = write_midi(transcript.notes, transcript.tempo, job.midi_path)
+    analysis = analyse(transcript.notes, transcript.tempo, transcript.duration, transcript.features)
+    verdict = judge(analysis, filter_settings)
+    return PieceResult(
+        job.source_id,
+        midi_path=midi_path,
+        analysis=analysis,
+        accepted=verdict.accepted,
+        reason=verdict.reason,
+        detail=verdict.detail,
+        seconds=transcript.duration,
+    )
+
+
+def record_piece(
     sessions: sessionmaker[Session],
-    source_id: int,
-    transcriber: Transcriber,
-    midi_dir: Path,
+    result: PieceResult,
+    settings: TranscriptionSettings,
     filter_settings: FilterSettings,
 ) -> TranscribeOutcome:
-    """Transcribe, analyse and judge one downloaded source; the verdict and the MIDI land together.
-
-    Nothing is recorded until the MIDI file is complete, so a killed run simply redoes this source.
-    """
+    """Store one piece's MIDI path, settings, analysis and verdict in one transaction."""
     with sessions.begin() as session:
-        source = session.get(Source, source_id)
-        if source is None or source.state not in (SourceState.DOWNLOADED, SourceState.TRANSCRIBED):
-            return TranscribeOutcome(source_id, source.state if source else SourceState.REJECTED)
-        audio_path = Path(source.audio_path or "")
-
-    try:
-        if not audio_path.is_file():
-            raise TranscriptionError(f"audio file missing: {audio_path}", reason="audio_missing")
-        transcript = transcriber.transcribe(audio_path)
-    except TranscriptionError as error:
-        with sessions.begin() as session:
-            source = session.get_one(Source, source_id)
-            source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, str(error)
-        return TranscribeOutcome(source_id, SourceState.REJECTED, error.reason)
-
-    midi_path = write_midi(transcript.notes, transcript.tempo, midi_dir / f"{source_id}.mid")
-    analysis = analyse(transcript.notes, transcript.tempo, transcript.duration, transcript.audio, SAMPLE_RATE)
-    verdict = judge(analysis, filter_settings)
-    with sessions.begin() as session:
-        source = session.get_one(Source, source_id)
-        row = session.scalar(select(Transcription).where(Transcription.source_id == source_id))
+        source = session.get_one(Source, result.source_id)
+        if result.analysis is None or result.midi_path is None:
+            source.state, source.reason, source.reason_detail = SourceState.REJECTED, result.reason, result.detail
+            return TranscribeOutcome(result.source_id, SourceState.REJECTED, result.reason)
+        analysis = result.analysis
+        row = session.scalar(select(Transcription).where(Transcription.source_id == result.source_id))
         if row is None:
-            row = Transcription(source_id=source_id, midi_path=str(midi_path), settings={}, note_count=0)
+            row = Transcription(source_id=result.source_id, midi_path=str(result.midi_path), settings={}, note_count=0)
             session.add(row)
-        row.midi_path = str(midi_path)
-        row.settings = {"basic_pitch": transcriber.settings.to_dict(), "filter": filter_settings.to_dict()}
+        row.midi_path = str(result.midi_path)
+        row.settings = {"basic_pitch": settings.to_dict(), "filter": filter_settings.to_dict()}
         row.note_count = analysis.note_count
         row.tempo = analysis.tempo
         row.features = analysis.to_dict()
         source.duration = source.duration or analysis.duration
-        if verdict.accepted:
+        if result.accepted:
             source.state, source.reason, source.reason_detail = SourceState.ACCEPTED, None, None
         else:
-            source.state, source.reason, source.reason_detail = SourceState.REJECTED, verdict.reason, verdict.detail
-    return TranscribeOutcome(source_id, source.state, verdict.reason, transcribed=True)
+            source.state, source.reason, source.reason_detail = SourceState.REJECTED, result.reason, result.detail
+        return TranscribeOutcome(result.source_id, source.state, source.reason, transcribed=True)
+
+
+def transcribe_sources(
+    sessions: sessionmaker[Session],
+    source_ids: Sequence[int],
+    midi_dir: Path,
+    *,
+    settings: TranscriptionSettings | None = None,
+    filter_settings: FilterSettings | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int, TranscribeOutcome], None] | None = None,
+) -> TranscribeSummary:
+    """Transcribe the given sources across ``workers`` processes, recording each as it finishes.
+
+    ``progress(done, total, outcome)`` is called after each piece is recorded.
+    """
+    from transcribe.parallel import run_pieces
+
+    settings = settings or TranscriptionSettings()
+    filter_settings = filter_settings or FilterSettings()
+    with sessions() as session:
+        jobs = piece_jobs(session, source_ids, midi_dir)
+    summary = TranscribeSummary()
+    for result in run_pieces(jobs, settings, filter_settings, workers=workers):
+        outcome = record_piece(sessions, result, settings, filter_settings)
+        summary.outcomes.append(outcome)
+        summary.audio_seconds += result.seconds
+        if progress is not None:
+            progress(len(summary.outcomes), len(jobs), outcome)
+    return summary

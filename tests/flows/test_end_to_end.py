@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from db.home import Home
-from sample.feed import FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -31,13 +31,13 @@ def test_submit_train_generate_pull(
 
     catalogue.cache_clear()
     feed = server.write_feed("e2e.xml", "End to end", feed_items)
-    first = submit_flow(SubmitRequest(urls=[feed]))
+    first = submit_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST), workers=2)
     assert first["ingest"]["downloaded"] == len(feed_items)
-    assert first["transcribe"]["states"] == {"accepted": 3, "rejected": 1}
+    assert (first["transcribe"]["transcribed"], first["transcribe"]["accepted"]) == (4, 3)
     assert first["transcribe"]["rejected"] == {"repetitive": 1}
 
     audio_requests = sum(r.endswith(".mp3") for r in server.requests)
-    again = submit_flow(SubmitRequest(urls=[feed]))
+    again = submit_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST))
     assert again["ingest"]["downloaded"] == 0 and again["transcribe"]["transcribed"] == 0
     assert sum(r.endswith(".mp3") for r in server.requests) == audio_requests
 
@@ -57,6 +57,7 @@ def test_submit_train_generate_pull(
     runner = CliRunner()
     status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
     assert status["states"] == {"accepted": 3, "rejected": 1}
+    assert status["rejections"] == {"repetitive": 1}
     assert status["model"]["id"] == trained["model_id"]
     assert status["last_batch"]["id"] == batch["batch_id"]
     sources = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from db.catalogue import Catalogue
 from db.models import PlaylistEntry, Source, SourceState
 from ingest.catalogue import download_source, pending_source_ids, record_listing
-from ingest.youtube import IngestSettings, list_playlist
-from sample.feed import FeedItem, FeedServer
+from ingest.youtube import list_playlist
+from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
 
 pytestmark = pytest.mark.network
-SETTINGS = IngestSettings()
+SETTINGS = LOOPBACK_INGEST
 
 
 def _ingest(catalogue: Catalogue, url: str) -> list[int]:

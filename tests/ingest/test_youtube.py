@@ -6,7 +6,7 @@ import pytest
 
 from ingest.errors import DownloadError, InvalidURLError
 from ingest.youtube import IngestSettings, check_entry, classify, download_audio, list_playlist, validate_url
-from sample.feed import FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
 
 pytestmark = pytest.mark.network
 
@@ -21,7 +21,7 @@ def test_only_http_urls_are_accepted(url: str) -> None:
 
 def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: list[FeedItem]) -> None:
     url = server.write_feed("expand.xml", "Expand me", feed_items)
-    listing = list_playlist(url, IngestSettings())
+    listing = list_playlist(url, LOOPBACK_INGEST)
     assert listing.title == "Expand me"
     assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items]
     assert [e.url for e in listing.entries] == [server.url(item.filename) for item in feed_items]
@@ -30,7 +30,7 @@ def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: l
 
 def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
     item = feed_items[0]
-    result = download_audio(server.url(item.filename), tmp_path / "7", IngestSettings())
+    result = download_audio(server.url(item.filename), tmp_path / "7", LOOPBACK_INGEST)
     assert result.path == tmp_path / "7.mp3"
     assert result.path.read_bytes() == (server.root / item.filename).read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["7.mp3"]  # no temp folder or .part left
@@ -38,7 +38,7 @@ def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[Fe
 
 def test_missing_file_is_unavailable(server: FeedServer, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as caught:
-        download_audio(server.url("no-such-file.mp3"), tmp_path / "1", IngestSettings())
+        download_audio(server.url("no-such-file.mp3"), tmp_path / "1", LOOPBACK_INGEST)
     assert caught.value.reason == "unavailable"
     assert list(tmp_path.iterdir()) == []
 

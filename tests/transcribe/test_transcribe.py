@@ -9,7 +9,7 @@ import pytest
 
 from sample.corpus import RenderedPiece
 from transcribe.analysis import FilterSettings, analyse, judge
-from transcribe.basic_pitch import SAMPLE_RATE, Transcriber, TranscriptionError
+from transcribe.basic_pitch import Transcriber, TranscriptionError
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_chorales_are_kept_and_a_hammered_note_is_rejected(
     verdicts = {}
     for path in [pieces[0].audio_path, hammered]:
         t = transcriber.transcribe(path)
-        analysis = analyse(t.notes, t.tempo, t.duration, t.audio, SAMPLE_RATE)
+        analysis = analyse(t.notes, t.tempo, t.duration, t.features)
         verdicts[path.name] = (judge(analysis, FilterSettings()), analysis)
     chorale, chorale_analysis = verdicts[pieces[0].audio_path.name]
     assert chorale.accepted and chorale_analysis.repetition_score < 0.3

@@ -1,0 +1,146 @@
+"""Every failure kind a real playlist throws at ingest, played by a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db.catalogue import Catalogue
+from db.models import Source, SourceState
+from ingest.catalogue import download_source, pending_source_ids, record_listing
+from ingest.youtube import list_playlist
+from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
+
+pytestmark = pytest.mark.network
+SETTINGS = LOOPBACK_INGEST  # 2 retries, 0.05 s back-off doubling
+
+
+def _copy(server: FeedServer, item: FeedItem, name: str) -> str:
+    """A fresh copy of a rendered piece under ``name`` (each test gets its own path and fault)."""
+    shutil.copy(server.root / item.filename, server.root / name)
+    return name
+
+
+def _ingest_one(catalogue: Catalogue, server: FeedServer, item: FeedItem) -> Source:
+    listing = list_playlist(server.write_feed(f"{item.guid}.xml", item.title, [item]), SETTINGS)
+    with catalogue.sessions.begin() as session:
+        record_listing(session, listing, SETTINGS)
+        pending = pending_source_ids(session)
+    for source_id in pending:
+        download_source(catalogue.sessions, source_id, catalogue.home.audio_dir, SETTINGS)
+    with catalogue.sessions() as session:
+        (source,) = session.scalars(select(Source).where(Source.key == f"rss:{item.guid}"))
+        session.expunge(source)
+    return source
+
+
+def _gets(server: FeedServer, name: str) -> int:
+    return sum(1 for r in server.requests if r == f"/{name}")
+
+
+def _assert_no_file(catalogue: Catalogue, source: Source) -> None:
+    assert source.audio_path is None
+    assert not list(catalogue.home.audio_dir.glob(f"{source.id}.*"))
+    assert not list(catalogue.home.audio_dir.glob(".download-*"))
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_transient_errors_are_retried_then_succeed(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem], status: int
+) -> None:
+    name = _copy(server, feed_items[0], f"flaky-{status}.mp3")
+    server.fail(name, Fault(status=status, times=2))
+    source = _ingest_one(catalogue, server, FeedItem(name, "flaky", f"flaky-{status}", feed_items[0].duration))
+    assert source.state is SourceState.DOWNLOADED
+    assert Path(source.audio_path or "").read_bytes() == (server.root / name).read_bytes()
+    assert server.faults[f"/{name}"].served == 2
+
+
+@pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (500, "server_error")])
+def test_persistent_transient_errors_give_up_after_bounded_retries(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem], status: int, reason: str
+) -> None:
+    name = _copy(server, feed_items[0], f"down-{status}.mp3")
+    server.fail(name, Fault(status=status))
+    source = _ingest_one(catalogue, server, FeedItem(name, "down", f"down-{status}", feed_items[0].duration))
+    assert (source.state, source.reason) == (SourceState.REJECTED, reason)
+    assert f"after {SETTINGS.retries + 1} attempts" in (source.reason_detail or "")
+    # Bounded: our retries times yt-dlp's own (it retries a download's 5xx itself).
+    assert 1 < _gets(server, name) <= (SETTINGS.retries + 1) ** 2 + SETTINGS.retries + 1
+    _assert_no_file(catalogue, source)
+
+
+def test_permanent_errors_are_not_retried(catalogue: Catalogue, server: FeedServer) -> None:
+    source = _ingest_one(catalogue, server, FeedItem("gone.mp3", "Deleted video", "gone"))
+    assert (source.state, source.reason) == (SourceState.REJECTED, "unavailable")
+    assert "attempts" not in (source.reason_detail or "")
+    assert _gets(server, "gone.mp3") == 1
+    _assert_no_file(catalogue, source)
+
+
+def test_forbidden_is_its_own_reason(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+    name = _copy(server, feed_items[0], "forbidden.mp3")
+    server.fail(name, Fault(status=403))
+    source = _ingest_one(catalogue, server, FeedItem(name, "Private upload", "forbidden"))
+    assert (source.state, source.reason) == (SourceState.REJECTED, "forbidden")
+
+
+def test_a_file_that_is_not_audio_is_rejected(catalogue: Catalogue, server: FeedServer) -> None:
+    (server.root / "page.mp3").write_text("<html><body>This video is no longer available</body></html>" * 50)
+    source = _ingest_one(catalogue, server, FeedItem("page.mp3", "Not audio", "not-audio"))
+    assert (source.state, source.reason) == (SourceState.REJECTED, "not_audio")
+    _assert_no_file(catalogue, source)
+
+
+def test_a_truncated_file_is_rejected(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+    whole = (server.root / feed_items[0].filename).read_bytes()
+    (server.root / "cut.mp3").write_bytes(whole[: len(whole) // 3])
+    source = _ingest_one(catalogue, server, FeedItem("cut.mp3", "Cut short", "cut", feed_items[0].duration))
+    assert (source.state, source.reason) == (SourceState.REJECTED, "truncated")
+    assert "listed" in (source.reason_detail or "")
+    _assert_no_file(catalogue, source)
+
+
+def test_a_transfer_cut_off_once_is_retried(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    name = _copy(server, feed_items[1], "hangup.mp3")
+    server.fail(name, Fault(truncate=True, times=1))
+    source = _ingest_one(catalogue, server, FeedItem(name, "Hang-up", "hangup", feed_items[1].duration))
+    assert source.state is SourceState.DOWNLOADED
+    assert Path(source.audio_path or "").stat().st_size == (server.root / name).stat().st_size
+
+
+def test_a_slow_server_times_out_then_recovers(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    name = _copy(server, feed_items[2], "slow.mp3")
+    server.fail(name, Fault(delay=SETTINGS.socket_timeout + 1, times=1))
+    source = _ingest_one(catalogue, server, FeedItem(name, "Slow", "slow", feed_items[2].duration))
+    assert source.state is SourceState.DOWNLOADED
+
+
+def test_lengths_found_only_after_download_are_checked(
+    catalogue: Catalogue, server: FeedServer, hammered: Path
+) -> None:
+    """A listing without durations: the downloaded file's own length decides."""
+    short = server.root / "short.mp3"
+    from pydub import AudioSegment
+
+    AudioSegment.from_file(hammered)[:2000].export(short, format="mp3")
+    source = _ingest_one(catalogue, server, FeedItem("short.mp3", "Two seconds", "short"))
+    assert (source.state, source.reason) == (SourceState.REJECTED, "too_short")
+    _assert_no_file(catalogue, source)
+
+
+def test_yt_dlp_finds_its_javascript_runtime_for_youtube() -> None:
+    """A plain install carries deno and yt-dlp-ejs, which YouTube's player challenges need."""
+    import subprocess
+    import sys
+
+    header = subprocess.run([sys.executable, "-m", "yt_dlp", "-v"], capture_output=True, text=True, timeout=60).stderr
+    assert "JS runtimes: deno-" in header, header
+    assert "yt_dlp_ejs-" in header, header

@@ -1,0 +1,150 @@
+"""Audio features per piece, computed chunk by chunk as the audio streams past (bounded memory).
+
+The set is the one an earlier prototype used for genre analysis (tempo, spectral centroid,
+rolloff and bandwidth, zero-crossing rate, chroma, RMS, 20 MFCCs), each summarised by its mean
+and variance over frames, plus the silence ratio and spectral flatness the filter reads. One
+magnitude STFT per chunk feeds every spectral feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+N_FFT = 2048
+HOP = 512
+N_MFCC = 20
+SILENCE_DB = -50.0
+# Scalar features summarised by mean and variance, in the order of the similarity vector.
+SCALARS = ("centroid", "rolloff", "bandwidth", "zcr", "rms")
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    tempo: float  # bpm, folded into 60-180
+    means: dict[str, float]  # scalar feature -> mean over frames
+    variances: dict[str, float]
+    chroma: list[float]  # 12 pitch-class means, C first
+    mfcc_mean: list[float]  # N_MFCC
+    mfcc_var: list[float]
+    silence_ratio: float
+    spectral_flatness: float  # mean over non-silent frames
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def vector(self) -> np.ndarray:
+        """A fixed-length description for similarity search (see :func:`similarity_vector`)."""
+        return similarity_vector(self.to_dict())
+
+
+def similarity_vector(features: dict[str, Any]) -> np.ndarray:
+    """The features stored in the catalogue as one vector, each group on a comparable scale.
+
+    Tempo in octaves (log2), centroid/rolloff/bandwidth in log-Hz, chroma normalised to sum 1,
+    MFCCs as they are (already log-scaled) with the first (overall loudness) left out.
+    """
+    means, variances = features["means"], features["variances"]
+    spectral = [np.log1p(means[name]) for name in ("centroid", "rolloff", "bandwidth")]
+    spread = [np.log1p(np.sqrt(variances[name])) for name in ("centroid", "rolloff", "bandwidth")]
+    chroma = np.asarray(features["chroma"], dtype=float)
+    chroma = chroma / chroma.sum() if chroma.sum() > 0 else chroma
+    mfcc = np.asarray(features["mfcc_mean"][1:], dtype=float) / 10.0
+    mfcc_spread = np.sqrt(np.asarray(features["mfcc_var"][1:], dtype=float)) / 10.0
+    rhythm = [np.log2(features["tempo"] / 60.0), means["zcr"] * 10, np.sqrt(variances["rms"]) * 10]
+    return np.concatenate([spectral, spread, chroma * 4, mfcc, mfcc_spread, rhythm]).astype(np.float64)
+
+
+class FeatureAccumulator:
+    """Feed audio chunks in order with :meth:`add`; :meth:`finish` returns the piece's features."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._frames = 0
+        self._sums: dict[str, float] = dict.fromkeys(SCALARS, 0.0)
+        self._squares: dict[str, float] = dict.fromkeys(SCALARS, 0.0)
+        self._chroma = np.zeros(12)
+        self._mfcc = np.zeros(N_MFCC)
+        self._mfcc_sq = np.zeros(N_MFCC)
+        self._loud = 0
+        self._flatness = 0.0
+        self._onsets: list[np.ndarray] = []
+
+    def add(self, chunk: np.ndarray) -> None:
+        import librosa
+
+        if chunk.size < N_FFT:
+            chunk = np.pad(chunk, (0, N_FFT - chunk.size))
+        sr = self.sample_rate
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            magnitude = np.abs(librosa.stft(chunk, n_fft=N_FFT, hop_length=HOP))
+            power = magnitude**2
+            per_frame = {
+                "centroid": librosa.feature.spectral_centroid(S=magnitude, sr=sr)[0],
+                "rolloff": librosa.feature.spectral_rolloff(S=magnitude, sr=sr)[0],
+                "bandwidth": librosa.feature.spectral_bandwidth(S=magnitude, sr=sr)[0],
+                "zcr": librosa.feature.zero_crossing_rate(chunk, frame_length=N_FFT, hop_length=HOP)[0],
+                "rms": librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0],
+            }
+            chroma = librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0)  # A440: skip the tuning search
+            mel = librosa.feature.melspectrogram(S=power, sr=sr)
+            mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
+            flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
+            self._onsets.append(librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr))
+        frames = magnitude.shape[1]
+        for name, values in per_frame.items():
+            values = values[:frames]
+            self._sums[name] += float(values.sum())
+            self._squares[name] += float((values.astype(np.float64) ** 2).sum())
+        self._chroma += chroma.sum(axis=1)
+        self._mfcc += mfcc.sum(axis=1)
+        self._mfcc_sq += (mfcc.astype(np.float64) ** 2).sum(axis=1)
+        loud = librosa.amplitude_to_db(per_frame["rms"], ref=1.0) > SILENCE_DB
+        self._loud += int(loud.sum())
+        self._flatness += float(flatness[loud].sum())
+        self._frames += frames
+
+    def finish(self) -> AudioFeatures:
+        n = max(self._frames, 1)
+        means = {name: self._sums[name] / n for name in SCALARS}
+        variances = {name: max(self._squares[name] / n - means[name] ** 2, 0.0) for name in SCALARS}
+        mfcc_mean = self._mfcc / n
+        return AudioFeatures(
+            tempo=estimate_tempo(np.concatenate(self._onsets) if self._onsets else np.zeros(0), self.sample_rate),
+            means=_rounded(means),
+            variances=_rounded(variances),
+            chroma=[round(float(v), 5) for v in self._chroma / n],
+            mfcc_mean=[round(float(v), 4) for v in mfcc_mean],
+            mfcc_var=[round(float(v), 4) for v in np.maximum(self._mfcc_sq / n - mfcc_mean**2, 0.0)],
+            silence_ratio=round(1.0 - self._loud / n, 4),
+            spectral_flatness=round(self._flatness / self._loud, 4) if self._loud else 0.0,
+        )
+
+
+def estimate_tempo(onset_envelope: np.ndarray, sample_rate: int, *, default: float = 120.0) -> float:
+    """Beats per minute from the onset envelope's autocorrelation (librosa), folded into 60-180."""
+    import librosa
+
+    if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
+        return default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tempo = float(
+            np.atleast_1d(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sample_rate, hop_length=HOP))[0]
+        )
+    if not np.isfinite(tempo) or tempo <= 0:
+        return default
+    while tempo < 60:
+        tempo *= 2
+    while tempo > 180:
+        tempo /= 2
+    return round(tempo, 2)
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {name: round(float(value), 6) for name, value in values.items()}
