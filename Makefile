@@ -37,7 +37,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy db ingest transcribe train generate flows
+	$(BIN)/mypy db ingest transcribe train generate flows sample
 
 clean:
 	rm -rf $(VENV) tunesmith-home .pytest_cache

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import resource
 import statistics
@@ -49,6 +50,22 @@ def chorale_names(count: int) -> tuple[str, ...]:
 
     paths = sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl")
     return tuple(f"bach/{p.stem}" for p in paths[: count * 2])  # spares for scores music21 cannot expand
+
+
+def cached_renders(count: int) -> list[RenderedPiece]:
+    """``count`` rendered chorales, from the cache when an earlier run made them."""
+    index = CACHE / f"pieces-{count}.json"
+    if index.is_file():
+        pieces = [
+            RenderedPiece(**{**row, "audio_path": Path(row["audio_path"]), "midi_path": Path(row["midi_path"])})
+            for row in json.loads(index.read_text())
+        ]
+        if all(p.audio_path.is_file() and p.midi_path.is_file() for p in pieces):
+            return pieces
+    pieces = render_pieces(CACHE, chorale_names(count), count=count)
+    rows = [{**vars(p), "audio_path": str(p.audio_path), "midi_path": str(p.midi_path)} for p in pieces]
+    index.write_text(json.dumps(rows))
+    return pieces
 
 
 def reference_notes(midi_path: Path) -> list[NoteEvent]:
@@ -91,6 +108,21 @@ def throughput(
     return sum(r.seconds for r in results), wall, statistics.mean(f1)
 
 
+def model_ceiling(pieces: list[RenderedPiece]) -> tuple[float, float]:
+    """(audio seconds, seconds) for basic-pitch's network alone over the pieces' windows, all cores.
+
+    The ceiling on throughput: no decoding, features, note creation or analysis.
+    """
+    from transcribe.basic_pitch import _windows, decode_chunks
+
+    transcriber = Transcriber()
+    windows = [w for p in pieces for w in _windows(decode_chunks(p.audio_path))]
+    list(transcriber._frames(windows[:4]))  # warm up
+    started = time.perf_counter()
+    transcriber._frames(windows)
+    return sum(p.duration for p in pieces), time.perf_counter() - started
+
+
 def tune(pieces: list[RenderedPiece]) -> TranscriptionSettings:
     """Grid-search the note-creation thresholds on half the pieces; report on the other half."""
     transcriber = Transcriber(BASIC_PITCH_DEFAULTS)
@@ -123,9 +155,10 @@ def tune(pieces: list[RenderedPiece]) -> TranscriptionSettings:
 
 
 def peak_memory(audio: Path) -> float:
-    """Peak resident MB of a fresh process that transcribes ``audio``."""
-    code = (
-        "import resource, sys; from pathlib import Path; from transcribe.basic_pitch import Transcriber;"
+    """Peak resident MB of a fresh process (a worker's imports) that transcribes ``audio``."""
+    code = (  # a process like a transcription worker: TensorFlow never imported (see transcribe.parallel)
+        "import resource, sys; sys.modules['tensorflow'] = None; from pathlib import Path;"
+        "from transcribe.basic_pitch import Transcriber;"
         "t = Transcriber(); n = len(t.transcribe(Path(sys.argv[1])).notes);"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
@@ -161,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    pieces = render_pieces(CACHE, chorale_names(args.pieces), count=args.pieces)
+    pieces = cached_renders(args.pieces)
     print(
         f"{len(pieces)} chorales, {sum(p.duration for p in pieces):.0f} s of piano audio "
         f"(rendered or cached in {time.perf_counter() - started:.1f} s)"
@@ -173,6 +206,9 @@ def main() -> None:
             f"workers={workers}: {audio:.0f} s of audio in {wall:.2f} s wall = {audio / wall:.0f}x real time "
             f"(model loading included); mean onset F1 {f1:.3f}"
         )
+
+    audio, seconds = model_ceiling(pieces)
+    print(f"basic-pitch's network alone (all cores, nothing else): {audio / seconds:.0f}x real time")
 
     if args.tune:
         tune(pieces)

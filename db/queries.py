@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Batch, ModelVersion, Playlist, Source, Transcription
+from db.models import Batch, ModelVersion, Playlist, Source, SourceState, Transcription
 
 
 def sources(session: Session) -> list[dict[str, Any]]:
@@ -16,7 +16,9 @@ def sources(session: Session) -> list[dict[str, Any]]:
         {
             "id": source.id,
             "url": source.url,
+            "webpage_url": source.webpage_url,
             "title": source.title,
+            "upload_date": source.upload_date,
             "state": source.state.value,
             "reason": source.reason,
             "reason_detail": source.reason_detail,
@@ -57,12 +59,16 @@ def latest_batch(session: Session) -> Batch | None:
 
 
 def status(session: Session) -> dict[str, Any]:
-    states = dict(session.execute(select(Source.state, func.count()).group_by(Source.state)).all())
-    reasons = dict(
-        session.execute(
+    states: dict[SourceState, int] = {
+        state: count for state, count in session.execute(select(Source.state, func.count()).group_by(Source.state))
+    }
+    reasons: dict[str, int] = {
+        reason: count
+        for reason, count in session.execute(
             select(Source.reason, func.count()).where(Source.reason.is_not(None)).group_by(Source.reason)
-        ).all()
-    )
+        )
+        if reason
+    }
     model = session.scalar(
         select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
     )

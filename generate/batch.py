@@ -62,7 +62,8 @@ class BatchOutcome:
 
 def _take_beats(ids: list[int], saved: SavedModel, beats: float) -> list[Slice] | None:
     """Decode ids into slices until ``beats`` are filled; None if the sequence is too short."""
-    slices, steps, target = [], 0, int(beats * STEPS_PER_BEAT)
+    slices: list[Slice] = []
+    steps, target = 0, int(beats * STEPS_PER_BEAT)
     for token in saved.vocab.decode(ids):
         piece = parse_token(token)
         if piece is None:

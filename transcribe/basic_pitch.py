@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
 N_OVERLAPPING_FRAMES = 30  # basic-pitch's own overlap between consecutive 2-s windows
-BATCH_WINDOWS = 16  # windows per model call: 16 x 2 s of audio in memory at once
+BATCH_WINDOWS = 4  # windows per model call: the model needs ~20 MB of activations per window; no faster in bigger batches
+MODEL_WINDOW_FRAMES = 172  # basic-pitch's ANNOT_N_FRAMES: its frame times restart every window
+SEGMENT_FRAMES = MODEL_WINDOW_FRAMES * 150  # note creation ~5 minutes at a time
+MARGIN_FRAMES = MODEL_WINDOW_FRAMES * 5  # with ~10 s of context either side
 # The ONNX graph's output names for each head (as basic-pitch's own Model.predict maps them).
 _OUTPUTS = {
     "note": "StatefulPartitionedCall:1",
@@ -185,34 +188,76 @@ class Posteriors:
 
 
 def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSettings) -> list[NoteEvent]:
-    """basic-pitch's note creation with ``settings``' thresholds (cheap: tune without re-running the model)."""
-    from basic_pitch.note_creation import model_output_to_notes
+    """basic-pitch's note creation with ``settings``' thresholds (cheap: tune without re-running the model).
+
+    The same steps as ``basic_pitch.note_creation.model_output_to_notes`` (pitch bends off), arranged
+    so memory stays flat with the file's length: onsets are inferred from the frames over the whole
+    file (that step rescales by a global maximum), then notes are decoded about five minutes at a
+    time, each segment read with ten seconds of context on both sides, a note belonging to the
+    segment its onset falls in. (With the melodia trick on, its global search runs per segment.)
+    """
+    from basic_pitch.note_creation import model_frames_to_time, output_to_notes_polyphonic
 
     s = settings
+    total = len(posteriors.note)
+    if total < 2:
+        return []
     min_note_len = int(np.round(s.minimum_note_length_ms / 1000 * (SAMPLE_RATE / 256)))  # as basic-pitch rounds it
-    output = {
-        "note": posteriors.note,
-        "onset": posteriors.onset,
-        # Only its frame count is read when pitch bends are off: zero columns, no memory.
-        "contour": np.zeros((len(posteriors.note), 0), np.float32),
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, events = model_output_to_notes(
-            output,
-            onset_thresh=s.onset_threshold,
-            frame_thresh=s.frame_threshold,
-            min_note_len=min_note_len,
-            min_freq=s.minimum_frequency,
-            max_freq=s.maximum_frequency,
-            include_pitch_bends=False,
-            melodia_trick=s.melodia_trick,
-            midi_tempo=posteriors.features.tempo,
-        )
-    return sorted(
-        NoteEvent(float(start), float(end), int(pitch), int(np.clip(round(127 * amp), 1, 127)))
-        for start, end, pitch, amp, _bends in events
-    )
+    onsets = _inferred_onsets(posteriors.onset, posteriors.note)
+    times = model_frames_to_time(total)
+    notes: list[NoteEvent] = []
+    for core_start in range(0, total, SEGMENT_FRAMES):
+        core_end = min(core_start + SEGMENT_FRAMES, total)
+        low, high = max(0, core_start - MARGIN_FRAMES), min(total, core_end + MARGIN_FRAMES)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            events = output_to_notes_polyphonic(
+                posteriors.note[low:high].copy(),  # it zeroes bands outside min/max frequency in place
+                onsets[low:high].copy(),
+                onset_thresh=s.onset_threshold,
+                frame_thresh=s.frame_threshold,
+                min_note_len=min_note_len,
+                infer_onsets=False,  # done above, over the whole file
+                max_freq=s.maximum_frequency,
+                min_freq=s.minimum_frequency,
+                melodia_trick=s.melodia_trick,
+            )
+        for start, end, pitch, amplitude in events:
+            if core_start <= low + start < core_end:
+                velocity = int(np.clip(round(127 * float(amplitude)), 1, 127))
+                notes.append(NoteEvent(float(times[low + start]), float(times[low + end]), int(pitch), velocity))
+    return sorted(notes)
+
+
+def _inferred_onsets(onsets: np.ndarray, frames: np.ndarray, n_diff: int = 2, rows: int = 8192) -> np.ndarray:
+    """``basic_pitch.note_creation.get_infered_onsets``, computed a block of rows at a time (float32).
+
+    An onset is also inferred where a frame's activation rises against each of the ``n_diff``
+    frames before it; those rises are rescaled to the predicted onsets' global maximum.
+    """
+
+    def before(start: int, stop: int, n: int) -> np.ndarray:
+        """Rows ``start - n .. stop - n`` of the frames, zeros before the first."""
+        if start - n >= 0:
+            return frames[start - n : stop - n]
+        return np.concatenate([np.zeros((n - start, frames.shape[1]), frames.dtype), frames[: stop - n]])
+
+    def rises(start: int, stop: int) -> np.ndarray:
+        block = frames[start:stop]
+        diff = np.min([block - before(start, stop, n) for n in range(1, n_diff + 1)], axis=0)
+        diff[diff < 0] = 0
+        if start < n_diff:
+            diff[: n_diff - start] = 0
+        return diff
+
+    total = len(frames)
+    peak = max((float(rises(i, min(i + rows, total)).max()) for i in range(0, total, rows)), default=0.0)
+    scale = float(onsets.max()) / peak if peak > 0 else 0.0
+    result = np.empty_like(onsets, dtype=np.float32)
+    for i in range(0, total, rows):
+        stop = min(i + rows, total)
+        np.maximum(onsets[i:stop], rises(i, stop) * scale, out=result[i:stop])
+    return result
 
 
 class _SampleCounter:

@@ -55,3 +55,20 @@ def test_a_corrupt_file_is_a_clear_error(transcriber: Transcriber, tmp_path: Pat
     with pytest.raises(TranscriptionError) as caught:
         transcriber.transcribe(corrupt)
     assert caught.value.reason in {"corrupt_audio", "too_short"}
+
+
+def test_long_files_are_cut_into_segments_without_changing_the_notes(
+    transcriber: Transcriber, pieces: list[RenderedPiece], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Note creation in segments (bounded memory) gives the notes the whole file gives."""
+    from transcribe import basic_pitch
+
+    posteriors = transcriber.posteriors(pieces[0].audio_path)
+    whole = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings)
+    monkeypatch.setattr(basic_pitch, "SEGMENT_FRAMES", basic_pitch.MODEL_WINDOW_FRAMES * 4)  # ~8 s segments
+    monkeypatch.setattr(basic_pitch, "MARGIN_FRAMES", basic_pitch.MODEL_WINDOW_FRAMES * 2)
+    assert len(posteriors.note) > 3 * basic_pitch.SEGMENT_FRAMES
+    cut = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings)
+    assert [(round(n.start, 4), round(n.end, 4), n.pitch) for n in cut] == [
+        (round(n.start, 4), round(n.end, 4), n.pitch) for n in whole
+    ]
