@@ -73,12 +73,22 @@ def status(session: Session) -> dict[str, Any]:
         select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
     )
     batch = latest_batch(session)
+    styles: dict[str, int] = {
+        style: count for style, count in session.execute(select(Playlist.style, func.count()).group_by(Playlist.style))
+    }
     return {
         "playlists": session.scalar(select(func.count()).select_from(Playlist)) or 0,
+        "styles": styles,
         "sources": sum(states.values()),
         "states": {state.value: count for state, count in states.items()},
         "rejections": reasons,
-        "model": {"id": model.id, "path": model.path, "metrics": model.metrics, "pieces": len(model.source_ids)}
+        "model": {
+            "id": model.id,
+            "path": model.path,
+            "metrics": model.metrics,
+            "pieces": len(model.source_ids),
+            "styles": sorted((model.config.get("model") or {}).get("styles", {})),
+        }
         if model
         else None,
         "models": session.scalar(select(func.count()).select_from(ModelVersion)) or 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -33,10 +34,12 @@ def submit(
     backoff: Annotated[float, typer.Option(min=0, help="seconds before the first retry (doubles)")] = 2.0,
     sleep: Annotated[float, typer.Option(min=0, help="polite pause before each request (s)")] = 1.0,
     workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
+    style: Annotated[str | None, typer.Option(help="style name for these playlists (default: from the title)")] = None,
 ) -> None:
     """Ingest and transcribe the playlists or videos now."""
     from pydantic import ValidationError
 
+    from ingest.catalogue import STYLE_PATTERN
     from ingest.errors import InvalidURLError
     from ingest.youtube import IngestSettings, validate_url
 
@@ -49,12 +52,47 @@ def submit(
             backoff=backoff,
             sleep_between_requests=sleep,
         )
+        if style is not None and not re.match(STYLE_PATTERN, style):
+            _fail(f"--style takes lower-case letters, digits and dashes (at most 40), not {style!r}", code=2)
     except (InvalidURLError, ValidationError) as error:
         _fail(str(error), code=2)
-    configure_environment()
-    from flows.pipeline import SubmitRequest, submit_flow
+    home = configure_environment()
+    from flows.service import running_api_url
 
-    _print_json(submit_flow(SubmitRequest(urls=urls, settings=settings), workers=workers))
+    api = running_api_url(home)
+    if api:  # a server is up (`tunesmith up`): run it on the worker, visible in the UI
+        from flows.submit import submit_to_server
+
+        _print_json(submit_to_server(api, urls=urls, style=style, settings=settings.model_dump(), workers=workers))
+        return
+    from flows.pipeline import SubmitRequest, ingest_flow
+
+    _print_json(ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers))
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="the Prefect server's port on 127.0.0.1")] = 4200,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="workers to start")] = 1,
+) -> None:
+    """Start a local Prefect server (UI), the work pool, the deployments and a worker; safe to repeat."""
+    from flows.service import Service, ServiceError
+
+    home = configure_environment()
+    try:
+        result = Service(home, port=port).up(workers=workers)
+    except ServiceError as error:
+        _fail(str(error))
+    _print_json(result)
+    typer.echo(f"Prefect UI: {result['ui']}   (stop with `tunesmith down`)", err=True)
+
+
+@app.command()
+def down(port: Annotated[int, typer.Option(help="the Prefect server's port")] = 4200) -> None:
+    """Stop the workers, then the server (in that order); safe to repeat."""
+    from flows.service import Service
+
+    _print_json(Service(configure_environment(), port=port).down())
 
 
 @app.command()
@@ -107,6 +145,8 @@ def generate(
     minutes: Annotated[float, typer.Option(min=0.1, max=30)] = 0.75,
     temperature: Annotated[float, typer.Option(min=0.1, max=3.0)] = 1.0,
     seed: int | None = None,
+    style: Annotated[str | None, typer.Option(help="in the style of one playlist (see `status`)")] = None,
+    prompt: Annotated[Path | None, typer.Option(help="a MIDI file the tracks continue", exists=True)] = None,
 ) -> None:
     """Make a batch of tracks now with the current model."""
     configure_environment()
@@ -114,7 +154,14 @@ def generate(
     from generate.batch import GenerationError
 
     try:
-        result = batch_flow(count=count, minutes=minutes, temperature=temperature, seed=seed)
+        result = batch_flow(
+            count=count,
+            minutes=minutes,
+            temperature=temperature,
+            seed=seed,
+            style=style,
+            prompt_midi=str(prompt.resolve()) if prompt else None,
+        )
     except GenerationError as error:
         _fail(str(error))
     _print_json(result)

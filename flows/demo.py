@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from db.home import Home
-from flows.pipeline import SubmitRequest, batch_flow, retrain_flow, submit_flow
+from flows.pipeline import SubmitRequest, batch_flow, ingest_flow, retrain_flow
 from sample.corpus import hammered_note, render_pieces, render_score
 from sample.feed import LOOPBACK_INGEST, FeedItem, serve
 
@@ -26,9 +26,9 @@ def build_sample(folder: Path, pieces: int) -> list[FeedItem]:
 @flow(name="demo", log_prints=True)
 def demo_flow(feed_url: str, tracks: int, minutes: float) -> str:
     logger = get_run_logger()
-    submitted = submit_flow(SubmitRequest(urls=[feed_url], settings=LOOPBACK_INGEST))
+    submitted = ingest_flow(SubmitRequest(urls=[feed_url], settings=LOOPBACK_INGEST))
     logger.info("submitted: %s", submitted)
-    logger.info("retrain: %s", retrain_flow()["message"])
+    logger.info("retrain: %s", retrain_flow(baseline_epochs=1)["message"])  # the demo: a quick baseline
     batch = batch_flow(count=tracks, minutes=minutes)
     return batch["folder"]
 

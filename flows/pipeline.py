@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from flows.env import configure_environment
 
 configure_environment()
 
 from prefect import flow, get_run_logger, task  # noqa: E402 - Prefect reads the environment at import
+from prefect.artifacts import (  # noqa: E402
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from pydantic import BaseModel, Field, field_validator  # noqa: E402
 
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from generate.batch import GenerateSettings, generate_batch  # noqa: E402
-from ingest.catalogue import download_source, pending_source_ids, record_listing  # noqa: E402
+from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, record_listing  # noqa: E402
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
@@ -33,6 +42,9 @@ class SubmitRequest(BaseModel):
     """Playlist or video URLs to ingest (the Prefect UI renders this as a form)."""
 
     urls: list[str] = Field(min_length=1, description="YouTube playlist or video URLs (http or https)")
+    style: str | None = Field(
+        None, pattern=STYLE_PATTERN, description="style name for these playlists (default: from each title)"
+    )
     settings: IngestSettings = Field(default_factory=IngestSettings, description="limits, retries and pauses")
 
     @field_validator("urls")
@@ -42,15 +54,21 @@ class SubmitRequest(BaseModel):
 
 
 @task(name="expand-playlist")
-def expand_playlist(url: str, settings: IngestSettings) -> dict[str, Any]:
+def expand_playlist(url: str, settings: IngestSettings, style: str | None = None) -> dict[str, Any]:
     try:
         listing = list_playlist(url, settings)
     except IngestError as error:
         get_run_logger().error("could not expand %s: %s", url, error)
         return {"url": url, "error": str(error), "reason": error.reason}
     with catalogue().sessions.begin() as session:
-        playlist = record_listing(session, listing, settings)
-        return {"url": url, "playlist_id": playlist.id, "title": playlist.title, "entries": len(listing.entries)}
+        playlist = record_listing(session, listing, settings, style=style)
+        return {
+            "url": url,
+            "playlist_id": playlist.id,
+            "title": playlist.title,
+            "style": playlist.style,
+            "entries": len(listing.entries),
+        }
 
 
 @task(name="download-source")
@@ -69,12 +87,64 @@ def download(source_id: int, settings: IngestSettings) -> dict[str, Any]:
 def transcribe(source_ids: list[int], workers: int) -> dict[str, Any]:
     """Transcribe, analyse and judge the pieces across ``workers`` processes (one model each)."""
     cat, logger = catalogue(), get_run_logger()
+    tracker = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)")
 
     def progress(done: int, total: int, outcome: TranscribeOutcome) -> None:
         logger.info("%d/%d source %d: %s %s", done, total, outcome.source_id, outcome.state.value, outcome.reason or "")
+        tracker.update(done, total)
 
     summary = transcribe_sources(cat.sessions, source_ids, cat.home.midi_dir, workers=workers, progress=progress)
     return summary.counts()
+
+
+class Progress:
+    """A Prefect progress artifact (shown on the run's page in the UI), updated as work completes."""
+
+    def __init__(self, key: str, description: str) -> None:
+        artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
+        assert isinstance(artifact_id, UUID)  # the sync API in a sync flow
+        self.artifact_id = artifact_id
+        self._last = -1.0
+
+    def update(self, done: int, total: int) -> None:
+        percent = round(100.0 * done / total, 1) if total else 100.0
+        if percent - self._last >= 1.0 or done == total:  # at most ~100 updates however long the list
+            update_progress_artifact(artifact_id=self.artifact_id, progress=percent)
+            self._last = percent
+
+
+def publish_batch(folder: Path) -> None:
+    """A table artifact of the batch's tracks and a markdown artifact with its location and pictures."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    rows = [
+        {
+            "track": t["title"],
+            "style": t.get("style"),
+            "duration (s)": t["duration"],
+            "tempo (bpm)": t["tempo"],
+            "key": t["key"],
+            "longest copied span (tokens)": t["guards"]["longest_copy"],
+            "repetition": t["guards"]["repetition_score"],
+            "mp3": str(folder / t["mp3"]),
+        }
+        for t in manifest["tracks"]
+    ]
+    create_table_artifact(table=rows, key="batch-tracks", description=f"Tracks of {folder.name}")
+    quality = manifest.get("quality", {})
+    overlaps = ", ".join(f"{name} {v['overlap']:.2f}" for name, v in quality.items() if isinstance(v, dict))
+    lines = [
+        f"# {folder.name}",
+        f"**Folder:** `{folder}` (copy it out with `tunesmith pull --batch latest --to DIR`)",
+        f"**Licence:** {manifest['licence']}",
+        f"**Longest span copied from any training piece:** {manifest['longest_copy']} tokens",
+        f"**Overlap with the training set (Yang & Lerch):** {overlaps}",
+        f"**Rejected and resampled:** {manifest['rejected'] or 'none'}",
+        "",
+        "| track | piano roll | audio |",
+        "| --- | --- | --- |",
+        *(f"| {t['title']} | `{folder / t['pianoroll']}` | `{folder / t['mp3']}` |" for t in manifest["tracks"]),
+    ]
+    create_markdown_artifact(markdown="\n".join(lines), key="batch-summary", description=f"Batch {folder.name}")
 
 
 def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
@@ -87,17 +157,26 @@ def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(request: SubmitRequest) -> dict[str, Any]:
-    """Expand each playlist and download every entry not catalogued before."""
+def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 0) -> dict[str, Any]:
+    """Expand each playlist, download every entry not catalogued before, then (``transcribe``) transcribe them.
+
+    A progress artifact follows the downloads; ``workers=0`` transcribes with one process per core.
+    """
     logger = get_run_logger()
-    playlists = [expand_playlist(url, request.settings) for url in request.urls]
+    playlists = [expand_playlist(url, request.settings, request.style) for url in request.urls]
     with catalogue().sessions.begin() as session:
         pending = pending_source_ids(session)
     logger.info("%d sources to download", len(pending))
-    results = [download(source_id, request.settings) for source_id in pending]
+    progress = Progress(
+        "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)"
+    )
+    results = []
+    for done, source_id in enumerate(pending, start=1):
+        results.append(download(source_id, request.settings))
+        progress.update(done, len(pending))
     summary = {"playlists": playlists, **_tally(results, "downloaded")}
     logger.info("ingest: %s", summary)
-    return summary
+    return {"ingest": summary, "transcribe": transcribe_flow(workers) if transcribe else None}
 
 
 @flow(name="transcribe", log_prints=True)
@@ -111,24 +190,27 @@ def transcribe_flow(workers: int = 0) -> dict[str, Any]:
     return summary
 
 
-@flow(name="submit", log_prints=True)
-def submit_flow(request: SubmitRequest, workers: int = 0) -> dict[str, Any]:
-    """Ingest the playlists, then transcribe what they brought (``workers=0``: one process per core)."""
-    return {"ingest": ingest_flow(request), "transcribe": transcribe_flow(workers)}
-
-
 @flow(name="retrain", log_prints=True)
-def retrain_flow(force: bool = False, epochs: int = TrainSettings.epochs, licence: str | None = None) -> dict[str, Any]:
-    """Retrain the LSTM on the accepted pieces if they changed since the current model.
+def retrain_flow(
+    force: bool = False,
+    epochs: int = TrainSettings.epochs,
+    licence: str | None = None,
+    baseline_epochs: int = TrainSettings.prototype_epochs,
+) -> dict[str, Any]:
+    """Retrain the LSTM on the accepted pieces if they changed since the last training run.
 
-    ``licence``: train only on sources whose licence contains this text (e.g. "Creative Commons").
+    The new model is promoted only if it is not worse than the current one on the same validation
+    pieces. ``licence``: train only on sources whose licence contains this text (e.g. "Creative
+    Commons"). ``baseline_epochs``: epochs for the earlier prototype's architecture, the baseline
+    it must beat (0 skips it).
     """
     cat = catalogue()
-    settings = TrainSettings(epochs=epochs, licence=licence)
+    settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
     outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, settings, force=force)
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
     return {
         "trained": outcome.trained,
+        "promoted": outcome.promoted,
         "message": outcome.message,
         "model_id": outcome.model_id,
         "metrics": outcome.metrics,
@@ -137,15 +219,23 @@ def retrain_flow(force: bool = False, epochs: int = TrainSettings.epochs, licenc
 
 @flow(name="nightly-batch", log_prints=True)
 def batch_flow(
-    count: int = 4, minutes: float = 0.75, temperature: float = 1.0, seed: int | None = None
+    count: int = 4,
+    minutes: float = 0.75,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    style: str | None = None,
+    prompt_midi: str | None = None,
 ) -> dict[str, Any]:
-    """Generate a batch of tracks with the current model."""
+    """Generate a batch of tracks with the current model (``style``: one playlist's style; default: all)."""
     cat = catalogue()
-    settings = GenerateSettings(count=count, minutes=minutes, temperature=temperature, seed=seed)
+    settings = GenerateSettings(
+        count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi
+    )
     outcome = generate_batch(cat.sessions, cat.home.batches_dir, settings)
     get_run_logger().info(
         "batch %d: %d tracks in %s (rejected %s)", outcome.batch_id, outcome.tracks, outcome.folder, outcome.rejected
     )
+    publish_batch(outcome.folder)
     return {
         "batch_id": outcome.batch_id,
         "folder": str(outcome.folder),

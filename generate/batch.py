@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
@@ -23,11 +24,15 @@ from generate.audio import wav_to_mp3
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
 from generate.pianoroll import save_pianoroll
+from generate.quality import quality_report
 from generate.synth import render_wav
+from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
-from train.tokens import STEPS_PER_BEAT, Slice, parse_token
-from train.training import current_model, training_token_streams
+from train.tokens import STEPS_PER_BEAT, Slice, parse_token, slices_from_midi, token_slices
+from train.training import current_model, piece_tokens, training_token_streams
+from train.vocab import SEP, style_token
 from transcribe.analysis import estimate_key
+from transcribe.notes import NoteEvent
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class GenerateSettings:
     top_p: float = 0.95
     max_rounds: int = 6  # sampling rounds before giving up on the missing tracks
     seed: int | None = None
+    style: str | None = None  # a playlist's style; None draws one per track, as often as the training data has it
+    prompt_midi: str | None = None  # a MIDI file whose tokens start every track (the tracks continue it)
     guards: GuardSettings = field(default_factory=GuardSettings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,29 +101,34 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             raise GenerationError("no trained model yet: run `tunesmith train` first")
         model_id, model_path, source_ids = version.id, Path(version.path), list(version.source_ids)
     saved = SavedModel.load(model_path)
-    index = CopyIndex(training_token_streams(sessions, source_ids))
+    training_streams = training_token_streams(sessions, source_ids)
+    index = CopyIndex(training_streams)
     rng = random.Random(settings.seed if settings.seed is not None else time.time_ns())
-    tempos = saved.config.tempos or [100.0]
+    styles = _styles(saved, settings.style)
+    prompt = _prompt_ids(saved, settings.prompt_midi)
 
     batches_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = Path(tempfile.mkdtemp(prefix=f".batch-{stamp}-", dir=batches_dir))
     manifest: list[dict[str, Any]] = []
+    kept: list[list[Slice]] = []
     rejected: Counter[str] = Counter()
     try:
         for round_number in range(settings.max_rounds):
             missing = settings.count - len(manifest)
             if missing <= 0:
                 break
-            bpms = [rng.choice(tempos) * rng.uniform(0.92, 1.08) for _ in range(missing)]
+            weights = [len(tempos) for tempos in styles.values()]  # as often as the training pieces have it
+            track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
+            bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
             beats = [settings.minutes * bpm for bpm in bpms]
             steps = int(max(beats) * STEPS_PER_BEAT / max(saved.config.steps_per_token, 0.5) * 2) + 32
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
             ids = sample(
                 saved, batch=missing, steps=steps, temperature=temperature, top_p=settings.top_p,
-                seed=rng.randrange(2**31),
+                seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, prompt),
             )  # fmt: skip
-            for row, bpm, need in zip(ids.tolist(), bpms, beats, strict=True):
+            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, beats, strict=True):
                 slices = _take_beats(row, saved, need)
                 if slices is None:
                     rejected["too_short"] += 1
@@ -125,18 +137,22 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 if report.reason:
                     rejected[report.reason] += 1
                     continue
+                kept.append(slices)
                 manifest.append(
                     _render_track(work, len(manifest) + 1, slices, bpm=bpm, rng=rng, model_id=model_id, stamp=stamp)
-                    | {"guards": report.to_dict(), "temperature": round(temperature, 3)}
+                    | {"style": style, "guards": report.to_dict(), "temperature": round(temperature, 3)}
                 )
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")
+        quality = quality_report([token_slices(stream) for stream in training_streams], kept)
         summary = {
             "model_id": model_id,
             "created": stamp,
             "licence": LICENCE,
             "settings": settings.to_dict(),
             "rejected": dict(rejected),
+            "longest_copy": max(item["guards"]["longest_copy"] for item in manifest),
+            "quality": quality,
             "tracks": manifest,
         }
         (work / "manifest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -147,9 +163,8 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
         raise
     try:
         with sessions.begin() as session:
-            batch = Batch(
-                model_id=model_id, folder=str(folder), params=settings.to_dict(), report={"rejected": dict(rejected)}
-            )
+            batch_report = {"rejected": dict(rejected), "longest_copy": summary["longest_copy"], "quality": quality}
+            batch = Batch(model_id=model_id, folder=str(folder), params=settings.to_dict(), report=batch_report)
             session.add(batch)
             session.flush()
             for item in manifest:
@@ -169,6 +184,49 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return BatchOutcome(batch_id, folder, len(manifest), dict(rejected))
+
+
+def _styles(saved: SavedModel, wanted: str | None) -> dict[str, list[float]]:
+    """The styles to draw tracks from, each with its tempos.
+
+    Raises:
+        GenerationError: ``wanted`` is not a style the model was trained on.
+    """
+    styles = {s: t for s, t in saved.config.styles.items() if t} or {DEFAULT_STYLE: saved.config.tempos or [100.0]}
+    if wanted is None:
+        return styles
+    if wanted not in styles:
+        raise GenerationError(f"the current model knows no style {wanted!r}; it knows {', '.join(sorted(styles))}")
+    return {wanted: styles[wanted]}
+
+
+def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
+    """A MIDI file's tokens (moved to C major / A minor like the training pieces), the model's window at most.
+
+    Raises:
+        GenerationError: the file cannot be read or holds no notes.
+    """
+    if not prompt_midi:
+        return []
+    path = Path(prompt_midi)
+    try:
+        notes, step = [], 0
+        for piece in slices_from_midi(path):
+            notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
+            step += piece.steps
+        tokens = piece_tokens(path, estimate_key(notes))
+    except Exception as error:  # pretty_midi and music21 raise many types for unreadable files
+        raise GenerationError(f"cannot read the prompt {path}: {type(error).__name__}: {error}") from error
+    if not tokens:
+        raise GenerationError(f"the prompt {path} holds no notes")
+    return [int(i) for i in saved.vocab.encode(tokens[-(saved.config.seq_len - 2) :])]
+
+
+def _prompts(saved: SavedModel, styles: list[str], prompt: list[int]) -> np.ndarray:
+    """Each track starts from the separator, its style token, then the prompt's tokens."""
+    sep = saved.vocab.index[SEP]
+    rows = [[sep, saved.vocab.index.get(style_token(style), sep), *prompt] for style in styles]
+    return np.array(rows, dtype=np.int32)
 
 
 def _render_track(

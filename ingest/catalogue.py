@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +23,23 @@ class DownloadOutcome:
     downloaded: bool = False  # False when nothing was fetched (already there, or rejected)
 
 
-def record_listing(session: Session, listing: PlaylistListing, settings: IngestSettings) -> Playlist:
+STYLE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+def style_name(text: str | None) -> str | None:
+    """A style name made from a playlist title: lower case, dashes, at most 40 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (text or "").lower()).strip("-")[:40].strip("-")
+    return slug or None
+
+
+def record_listing(
+    session: Session, listing: PlaylistListing, settings: IngestSettings, *, style: str | None = None
+) -> Playlist:
     """Upsert the playlist and one source per entry; reject what the listing already rules out.
 
     Known sources (by key) are linked, never duplicated, so re-submitting a playlist adds nothing.
+    A new playlist's style is ``style``, else its title made into a name, else ``playlist-ID``;
+    an explicit ``style`` also renames a known playlist's.
     """
     playlist = session.scalar(select(Playlist).where(Playlist.url == listing.url))
     if playlist is None:
@@ -34,6 +48,10 @@ def record_listing(session: Session, listing: PlaylistListing, settings: IngestS
     playlist.title = listing.title or playlist.title
     playlist.expanded_at = utcnow()
     session.flush()
+    if style:
+        playlist.style = style
+    elif playlist.style in (None, "", "default"):
+        playlist.style = style_name(playlist.title) or f"playlist-{playlist.id}"
     linked = set(session.scalars(select(PlaylistEntry.source_id).where(PlaylistEntry.playlist_id == playlist.id)))
     for position, entry in enumerate(listing.entries):
         source = session.scalar(select(Source).where(Source.key == entry.key))

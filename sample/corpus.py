@@ -11,6 +11,7 @@ from music21 import corpus, instrument, note, stream, tempo
 
 from generate.audio import encode_mp3, normalise, trim_silence
 from generate.synth import render_wav
+from train.dataset import Piece
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +97,41 @@ def render_pieces(
         title = f"{name.split('/')[-1].upper()} (J. S. Bach, chorale)"
         rendered.append(RenderedPiece(name, title, audio_path, midi_path, bpm, seconds))
     return rendered
+
+
+def chorale_names(count: int, *, skip: int = 0) -> tuple[str, ...]:
+    """``count`` Bach chorales from music21's corpus (sorted by name, after the first ``skip``)."""
+    paths = sorted(p for p in corpus.getComposer("bach") if p.suffix == ".mxl")
+    return tuple(f"bach/{p.stem}" for p in paths[skip : skip + count])
+
+
+def corpus_midis(out_dir: Path, names: tuple[str, ...]) -> list[Path]:
+    """Corpus scores written straight to MIDI (no audio), reusing files already there; unreadable ones skipped."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        path = out_dir / f"{name.replace('/', '-')}.mid"
+        if not path.is_file():
+            try:
+                corpus.parse(name).write("midi", fp=str(path))
+            except Exception as error:  # music21 raises many types for unreadable scores
+                log.warning("skipping corpus piece %s: %s: %s", name, type(error).__name__, error)
+                continue
+        written.append(path)
+    return written
+
+
+def corpus_training_pieces(folder: Path, count: int) -> list[Piece]:
+    """``count`` chorales tokenised as the pipeline tokenises transcriptions (moved to C major / A minor)."""
+    import pretty_midi
+
+    from train.training import piece_tokens
+    from transcribe.analysis import estimate_key
+    from transcribe.notes import NoteEvent
+
+    pieces = []
+    for i, path in enumerate(corpus_midis(folder, chorale_names(count))):
+        midi = pretty_midi.PrettyMIDI(str(path))
+        notes = [NoteEvent(n.start, n.end, n.pitch) for inst in midi.instruments for n in inst.notes]
+        pieces.append(Piece(i, piece_tokens(path, estimate_key(notes)), round(midi.estimate_tempo(), 1)))
+    return pieces

@@ -30,6 +30,18 @@ def pieces(sample_dir: Path) -> list[RenderedPiece]:
     return rendered
 
 
+CHORALES = ("bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7", "bach/bwv103.6", "bach/bwv104.6", "bach/bwv108.6")
+
+
+@pytest.fixture(scope="session")
+def chorale_midis(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Six corpus chorales written straight to MIDI by music21 (no audio: for the token-level stages)."""
+    from music21 import corpus
+
+    folder = tmp_path_factory.mktemp("chorale-midi")
+    return [Path(corpus.parse(name).write("midi", fp=str(folder / f"{i}.mid"))) for i, name in enumerate(CHORALES)]
+
+
 @pytest.fixture(scope="session")
 def hammered(sample_dir: Path) -> Path:
     audio, _midi, _seconds = render_score(hammered_note(seconds=30), sample_dir, "hammered")

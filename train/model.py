@@ -25,9 +25,11 @@ class ModelConfig:
     units: int = 256
     dropout: float = 0.2
     seq_len: int = 64
-    temperature: float = 1.0
+    learning_rate: float = 3e-3
+    temperature: float = 1.0  # sampling defaults
     top_p: float = 0.95
     tempos: list[float] = field(default_factory=list)  # the training pieces' tempos, drawn per track
+    styles: dict[str, list[float]] = field(default_factory=dict)  # style -> its pieces' tempos
     steps_per_token: float = 2.0  # mean grid steps per token in training, to size generation
     seed: int = 0
 
@@ -46,11 +48,39 @@ def build_model(config: ModelConfig) -> Any:
     logits = tf.keras.layers.Dense(config.vocab_size, name="logits")(x)
     model = tf.keras.Model(inputs, logits, name="tunesmith_lstm")
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=3e-3),
+        optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["sparse_categorical_accuracy"],
     )
     return model
+
+
+def warm_start_weights(model: Any, vocab: Vocabulary, previous: SavedModel) -> int:
+    """Copy ``previous``'s weights into ``model`` where they fit; return how many tokens carried over.
+
+    The LSTM's weights carry over whole when the sizes match; the embedding rows and the output
+    layer's columns carry over token by token (a token new to this vocabulary keeps its fresh
+    initialisation). Different layer sizes: nothing carries over and 0 is returned.
+    """
+    old = previous.model
+    if (previous.config.embedding, previous.config.units) != (
+        model.get_layer("embedding").output_dim,
+        model.get_layer("lstm").units,
+    ):
+        return 0
+    shared = [(i, previous.vocab.index[t]) for i, t in enumerate(vocab.tokens) if t in previous.vocab.index]
+    if not shared:
+        return 0
+    new_rows, old_rows = (np.array(side) for side in zip(*shared, strict=True))
+    (embedding,) = model.get_layer("embedding").get_weights()
+    embedding[new_rows] = old.get_layer("embedding").get_weights()[0][old_rows]
+    model.get_layer("embedding").set_weights([embedding])
+    model.get_layer("lstm").set_weights(old.get_layer("lstm").get_weights())
+    kernel, bias = model.get_layer("logits").get_weights()
+    old_kernel, old_bias = old.get_layer("logits").get_weights()
+    kernel[:, new_rows], bias[new_rows] = old_kernel[:, old_rows], old_bias[old_rows]
+    model.get_layer("logits").set_weights([kernel, bias])
+    return len(shared)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from db.home import Home
+from sample.corpus import RenderedPiece
 from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -24,38 +25,58 @@ def prefect_harness() -> Iterator[None]:
 
 
 def test_submit_train_generate_pull(
-    prefect_harness: None, home: Home, server: FeedServer, feed_items: list[FeedItem], tmp_path: Path
+    prefect_harness: None,
+    home: Home,
+    server: FeedServer,
+    feed_items: list[FeedItem],
+    pieces: list[RenderedPiece],
+    tmp_path: Path,
 ) -> None:
     from flows.cli import app
-    from flows.pipeline import SubmitRequest, batch_flow, catalogue, retrain_flow, submit_flow
+    from flows.pipeline import SubmitRequest, batch_flow, catalogue, ingest_flow, retrain_flow
 
     catalogue.cache_clear()
     feed = server.write_feed("e2e.xml", "End to end", feed_items)
-    first = submit_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST), workers=2)
+    first = ingest_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST), workers=2)
     assert first["ingest"]["downloaded"] == len(feed_items)
     assert (first["transcribe"]["transcribed"], first["transcribe"]["accepted"]) == (4, 3)
     assert first["transcribe"]["rejected"] == {"repetitive": 1}
 
     audio_requests = sum(r.endswith(".mp3") for r in server.requests)
-    again = submit_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST))
+    again = ingest_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST))
     assert again["ingest"]["downloaded"] == 0 and again["transcribe"]["transcribed"] == 0
     assert sum(r.endswith(".mp3") for r in server.requests) == audio_requests
 
-    trained = retrain_flow(epochs=4)
-    assert trained["trained"] and trained["metrics"]["val_loss"] > 0
+    trained = retrain_flow(epochs=4, baseline_epochs=1)
+    assert trained["trained"] and trained["promoted"] and trained["metrics"]["val_loss"] > 0
+    assert set(trained["metrics"]["baselines"]) == {"unigram", "prototype"}
     assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
 
-    batch = batch_flow(count=2, minutes=0.5, seed=3)
+    from generate.batch import GenerationError
+
+    with pytest.raises(GenerationError, match="knows no style 'jazz'; it knows end-to-end"):
+        batch_flow(count=1, style="jazz")
+    batch = batch_flow(count=2, minutes=0.5, seed=3, style="end-to-end", prompt_midi=str(pieces[0].midi_path))
     folder = Path(batch["folder"])
     assert batch["tracks"] == 2
     manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["settings"]["style"] == "end-to-end" and manifest["longest_copy"] < 12
+    assert {
+        "pitch_count",
+        "pitch_class_histogram",
+        "pitch_range",
+        "avg_pitch_interval",
+        "avg_ioi",
+        "note_length",
+    } <= set(manifest["quality"])
     for track in manifest["tracks"]:
-        assert track["duration"] >= 29.0
+        assert track["duration"] >= 29.0 and track["style"] == "end-to-end"
         assert track["guards"]["longest_copy"] < 12
         assert (folder / track["mp3"]).stat().st_size > 100_000 and (folder / track["pianoroll"]).is_file()
 
     runner = CliRunner()
     status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert status["styles"] == {"end-to-end": 1} and status["model"]["styles"] == ["end-to-end"]
     assert status["states"] == {"accepted": 3, "rejected": 1}
     assert status["rejections"] == {"repetitive": 1}
     assert status["model"]["id"] == trained["model_id"]

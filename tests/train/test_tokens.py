@@ -50,3 +50,6 @@ def test_rare_tokens_map_to_a_near_frequent_token() -> None:
     assert vocab.decode([vocab.map_token("60.62.64.67_4")]) == ["60.64.67_4"]  # an inner voice dropped
     assert vocab.decode([vocab.map_token("67_3")]) == ["67_4"]  # nearest length
     assert vocab.decode([vocab.map_token("<junk>")]) == [UNK]
+    # No stand-in by dropping voices: the nearest chord by bass, top, voices, pitch classes and length.
+    assert vocab.decode([vocab.map_token("59.62.65_4")]) == ["60.64.67_4"]
+    assert vocab.decode([vocab.map_token("R_16")]) == ["R_2"]  # a rest stays a rest

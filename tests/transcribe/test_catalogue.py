@@ -85,7 +85,7 @@ def test_parallel_transcription_records_verdicts_features_and_resumes(
 
     # Training can be restricted to Creative Commons sources.
     with catalogue.sessions() as session:
-        assert [row[0] for row in accepted_pieces(session, licence="creative commons")] == [ids["chorale0"]]
+        assert [row.source_id for row in accepted_pieces(session, licence="creative commons")] == [ids["chorale0"]]
         assert len(accepted_pieces(session)) == 3
 
 

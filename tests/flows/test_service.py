@@ -1,0 +1,162 @@
+"""tunesmith as a service, for real: a Prefect server on loopback, the deployments, a worker, the UI.
+
+One server for the module (started by ``Service.up``, stopped by ``Service.down``). The tests submit a
+loopback feed through the CLI, which creates a run of the ``ingest`` deployment; the worker runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from db.catalogue import open_catalogue
+from db.home import Home
+from db.models import Source, SourceState, Transcription
+from flows.service import Service
+from sample.corpus import RenderedPiece
+from sample.feed import Fault, FeedItem, FeedServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    home = Home.at(tmp_path_factory.mktemp("service-home")).ensure()
+    running = Service(home, port=_free_port())
+    try:
+        running.up(workers=1)
+        yield running
+    finally:
+        running.down()
+
+
+@pytest.fixture
+def as_service_home(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """This test's commands talk to the module's service (its home, its server)."""
+    monkeypatch.setenv("TUNESMITH_HOME", str(service.home.root))
+    monkeypatch.setenv("PREFECT_API_URL", service.api_url)
+    monkeypatch.setenv("PREFECT_HOME", str(service.home.prefect_dir))
+    return service
+
+
+def _flow_run(service: Service, run_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_flow_run(run_id)
+
+    return asyncio.run(read())
+
+
+def _wait(service: Service, run_id: str, *, timeout: float = 420.0, until: str = "final") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = _flow_run(service, run_id)
+        if (until == "final" and run.state.is_final()) or (until == "running" and run.state.is_running()):
+            return run
+        time.sleep(1.0)
+    raise AssertionError(f"flow run {run_id} did not reach {until} in {timeout:.0f} s: {run.state}")
+
+
+def _submit(url: str) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        __import__("flows.cli", fromlist=["app"]).app, ["submit", url, "--sleep", "0", "--backoff", "0.1"]
+    )
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def _consistent(home: Home) -> dict[SourceState, int]:
+    """No row claims a file that is not there; returns the count per state."""
+    catalogue = open_catalogue(home)
+    with catalogue.sessions() as session:
+        sources = list(session.scalars(select(Source)))
+        for source in sources:
+            if source.state in (SourceState.DOWNLOADED, SourceState.ACCEPTED):
+                assert source.audio_path and Path(source.audio_path).is_file(), source.key
+        for row in session.scalars(select(Transcription)):
+            assert Path(row.midi_path).is_file()
+    catalogue.engine.dispose()
+    counts: dict[SourceState, int] = {}
+    for source in sources:
+        counts[source.state] = counts.get(source.state, 0) + 1
+    return counts
+
+
+def test_submit_runs_the_ingest_deployment_on_the_worker(
+    as_service_home: Service, server: FeedServer, pieces: list[RenderedPiece]
+) -> None:
+    service = as_service_home
+    items = [FeedItem(p.audio_path.name, p.title, f"service:{p.name}", p.duration) for p in pieces[:2]]
+    submitted = _submit(server.write_feed("service.xml", "Service", items))
+    assert submitted["ui"].startswith(service.ui_url) and submitted["state"] == "Scheduled"
+    run = _wait(service, submitted["id"])
+    assert run.state.is_completed(), run.state
+    assert run.deployment_id is not None and run.work_pool_name == "tunesmith"
+    assert _consistent(service.home) == {SourceState.ACCEPTED: 2}
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def progress() -> list[Any]:
+        async with get_client() as client:
+            keys = ArtifactFilterKey(any_=["ingest-downloads", "transcribe-pieces"])
+            return list(await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys)))
+
+    assert {(a.key, a.data) for a in asyncio.run(progress())} >= {("ingest-downloads", 100), ("transcribe-pieces", 100)}
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
+    as_service_home: Service, server: FeedServer, pieces: list[RenderedPiece]
+) -> None:
+    service = as_service_home
+    from pydub import AudioSegment
+
+    names = [f"slow-{i}.mp3" for i in range(3)]
+    for name, piece in zip(names, pieces, strict=True):  # new audio (2 dB quieter), not duplicates of the first test's
+        (AudioSegment.from_file(piece.audio_path) - 2).export(server.root / name, format="mp3")
+    server.fail(names[1], Fault(delay=4.0, times=2))  # the second download is slow: kill while it hangs
+    items = [FeedItem(n, n, f"slow:{n}", p.duration) for n, p in zip(names, pieces, strict=True)]
+    url = server.write_feed("slow.xml", "Slow", items)
+    before = _consistent(service.home)
+    run_id = _submit(url)["id"]
+    _wait(service, run_id, until="running")
+    deadline = time.monotonic() + 120
+    while server.faults[f"/{names[1]}"].served == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pid = int((service.run_dir / "worker-1.pid").read_text())
+    os.killpg(pid, signal.SIGKILL)  # the worker and the flow run it started
+    time.sleep(1.0)
+    midway = _consistent(service.home)
+    assert sum(midway.values()) == sum(before.values()) + 3  # every entry catalogued by the listing
+
+    service.up(workers=1, deploy=False)  # a new worker
+    run = _wait(service, _submit(url)["id"])
+    assert run.state.is_completed(), run.state
+    after = _consistent(service.home)
+    assert after.get(SourceState.ACCEPTED, 0) == before.get(SourceState.ACCEPTED, 0) + 3
+
+
+def test_down_stops_workers_then_server_and_is_safe_to_repeat(service: Service) -> None:
+    """Last in the module: the fixture's own ``down`` then finds nothing to stop."""
+    assert service.down() == {"stopped": ["worker-1", "server"]}  # workers first: one whose server went first hangs
+    assert not service.healthy()
+    assert service.down() == {"stopped": []}

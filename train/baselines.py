@@ -1,0 +1,132 @@
+"""Validation scores on one set of targets: the pipeline's model and the two baselines it must beat.
+
+Every score is the mean negative log-likelihood (nats per token) of the validation stream's
+next tokens, positions 1 to the end, so all three are read on exactly the same targets:
+
+- the pipeline's LSTM, reading the stream in windows of its training length;
+- a unigram model: add-one-smoothed token frequencies of the training stream;
+- the earlier prototype's architecture: token indices scaled to [0, 1] as a single float input,
+  100-token windows, LSTM 512 -> dropout -> LSTM 256 -> dense -> softmax, one prediction per window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+PROTOTYPE_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class Score:
+    nll: float  # nats per token
+    accuracy: float
+    targets: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {"val_loss": round(self.nll, 4), "val_accuracy": round(self.accuracy, 4), "targets": self.targets}
+
+
+def model_score(model: Any, ids: np.ndarray, seq_len: int, *, batch_size: int = 64) -> Score:
+    """NLL and accuracy of a next-token model on ``ids[1:]``, read in consecutive windows of ``seq_len``.
+
+    Each window starts from a fresh state, as in training; the last window may be shorter.
+    """
+    import tensorflow as tf
+
+    starts = list(range(0, max(len(ids) - 1, 0), seq_len))
+    if not starts:
+        return Score(float("nan"), 0.0, 0)
+    x = np.zeros((len(starts), seq_len), np.int32)
+    y = np.zeros((len(starts), seq_len), np.int32)
+    mask = np.zeros((len(starts), seq_len), bool)
+    for row, start in enumerate(starts):
+        window = ids[start : start + seq_len + 1]
+        n = len(window) - 1
+        x[row, :n], y[row, :n], mask[row, :n] = window[:-1], window[1:], True
+    total, correct = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        logits = model(x[i : i + batch_size], training=False)
+        log_probs = tf.nn.log_softmax(logits).numpy()
+        rows_y, rows_m = y[i : i + batch_size], mask[i : i + batch_size]
+        picked = np.take_along_axis(log_probs, rows_y[..., None], axis=-1)[..., 0]
+        total += float(-picked[rows_m].sum())
+        correct += int((log_probs.argmax(-1) == rows_y)[rows_m].sum())
+    n = int(mask.sum())
+    return Score(total / n, correct / n, n)
+
+
+def unigram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) -> Score:
+    """Add-one-smoothed training token frequencies, scored on ``val_ids[1:]``."""
+    counts = np.bincount(train_ids, minlength=vocab_size).astype(np.float64) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    targets = val_ids[1:]
+    return Score(float(-log_probs[targets].mean()), float((targets == counts.argmax()).mean()), len(targets))
+
+
+def build_prototype(vocab_size: int, *, window: int = PROTOTYPE_WINDOW, seed: int = 0) -> Any:
+    """The earlier prototype's network: a float per token in, LSTM 512 -> dropout -> LSTM 256 -> dense softmax."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(window, 1)),
+            tf.keras.layers.LSTM(512, return_sequences=True),
+            tf.keras.layers.Dropout(0.3),
+            tf.keras.layers.LSTM(256),
+            tf.keras.layers.Dense(vocab_size, activation="softmax"),
+        ],
+        name="prototype",
+    )
+    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _prototype_inputs(ids: np.ndarray, targets: np.ndarray, vocab_size: int, window: int) -> np.ndarray:
+    """For each target position t, the ``window`` ids before it scaled to [0, 1] (zeros before the start)."""
+    padded = np.concatenate([np.zeros(window, np.float32), ids.astype(np.float32) / vocab_size])
+    return np.stack([padded[t : t + window] for t in targets])[..., None]
+
+
+def prototype_score(
+    train_ids: np.ndarray,
+    val_ids: np.ndarray,
+    vocab_size: int,
+    *,
+    epochs: int,
+    max_windows: int = 2048,
+    budget_seconds: float = 120.0,
+    seed: int = 0,
+) -> tuple[Score, dict[str, float]]:
+    """Train the prototype on the training stream (up to ``epochs`` or the time budget); score it on ``val_ids[1:]``.
+
+    Windows start every ``stride`` ids, the stride chosen so an epoch sees at most ``max_windows``.
+    """
+    import tensorflow as tf
+
+    model = build_prototype(vocab_size, seed=seed)
+    positions = np.arange(1, len(train_ids))
+    stride = max(1, math.ceil(len(positions) / max_windows))
+    chosen = positions[::stride]
+    x = _prototype_inputs(train_ids, chosen, vocab_size, PROTOTYPE_WINDOW)
+    y = train_ids[chosen]
+    deadline = time.perf_counter() + budget_seconds
+
+    class Budget(tf.keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if time.perf_counter() > deadline:
+                self.model.stop_training = True
+
+    started = time.perf_counter()
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=True, callbacks=[Budget()])
+    seconds = time.perf_counter() - started
+    targets = np.arange(1, len(val_ids))
+    probs = model.predict(_prototype_inputs(val_ids, targets, vocab_size, PROTOTYPE_WINDOW), batch_size=256, verbose=0)
+    picked = np.clip(probs[np.arange(len(targets)), val_ids[targets]], 1e-12, 1.0)
+    score = Score(float(-np.log(picked).mean()), float((probs.argmax(-1) == val_ids[targets]).mean()), len(targets))
+    return score, {"epochs": len(history.history["loss"]), "windows": len(chosen), "seconds": round(seconds, 1)}
