@@ -5,17 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
+TEST_APT_PACKAGES := chromium chromium-driver
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test system install lint clean
+.PHONY: demo test system system-test install lint clean
 
 demo: install
 	$(BIN)/tunesmith demo
 
-test: install
+test: install system-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: system $(STAMP)
@@ -26,6 +27,14 @@ system:
 		echo "Installing $(APT_PACKAGES) with apt"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+# The UI test drives Debian's Chromium (headless, through its chromedriver): nothing is downloaded at run time.
+system-test:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "Installing $(TEST_APT_PACKAGES) with apt"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES); \
 	fi
 
 $(STAMP): pyproject.toml constraints.txt

@@ -9,7 +9,7 @@ baselines, ``generate_batch`` samples, guards, arranges and renders a batch. Pri
 - the batch's Yang & Lerch overlap areas against the training pieces (target: each >= 0.7);
 - the longest span copied from any training piece across the batch (target: < 12 tokens).
 
-Run: ``.venv/bin/python bench/quality.py [--pieces 40] [--tracks 8] [--baseline-epochs 8]``
+Run: ``.venv/bin/python bench/quality.py [--pieces 150] [--tracks 8] [--baseline-epochs 3]``
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def catalogue_of_chorales(home: Home, count: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pieces", type=int, default=40)
+    parser.add_argument("--pieces", type=int, default=150)
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--minutes", type=float, default=0.5)
-    parser.add_argument("--baseline-epochs", type=int, default=8)
+    parser.add_argument("--baseline-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 

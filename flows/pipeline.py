@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,8 @@ from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: 
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
 from transcribe.catalogue import TranscribeOutcome, downloaded_source_ids, transcribe_sources  # noqa: E402
 from transcribe.parallel import default_workers  # noqa: E402
+
+DASK_ADDRESS = "TUNESMITH_DASK_ADDRESS"  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +134,9 @@ def publish_batch(folder: Path) -> None:
     ]
     create_table_artifact(table=rows, key="batch-tracks", description=f"Tracks of {folder.name}")
     quality = manifest.get("quality", {})
-    overlaps = ", ".join(f"{name} {v['overlap']:.2f}" for name, v in quality.items() if isinstance(v, dict))
+    overlaps = ", ".join(
+        f"{name} {v['overlap']:.2f}" for name, v in quality.items() if isinstance(v, dict) and "overlap" in v
+    )
     lines = [
         f"# {folder.name}",
         f"**Folder:** `{folder}` (copy it out with `tunesmith pull --batch latest --to DIR`)",
@@ -185,9 +190,45 @@ def transcribe_flow(workers: int = 0) -> dict[str, Any]:
     with catalogue().sessions.begin() as session:
         todo = downloaded_source_ids(session)
     get_run_logger().info("%d sources to transcribe", len(todo))
-    summary = transcribe(todo, workers or default_workers()) if todo else {"transcribed": 0, "rejected": {}}
+    address = os.environ.get(DASK_ADDRESS)
+    if not todo:
+        summary: dict[str, Any] = {"transcribed": 0, "rejected": {}}
+    elif address:  # one task per piece, fanned out over a Dask cluster's workers (on any machine)
+        from prefect_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner(address=address)
+        summary = fan_out_flow.with_options(task_runner=runner)(todo)  # type: ignore[arg-type]  # its futures subclass
+
+    else:
+        summary = transcribe(todo, workers or default_workers())
     get_run_logger().info("transcribe: %s", summary)
     return summary
+
+
+@flow(name="transcribe-fan-out", log_prints=True)
+def fan_out_flow(source_ids: list[int]) -> dict[str, Any]:
+    """One ``transcribe-source`` task per piece on the flow's task runner (Dask when configured)."""
+    futures = transcribe_one.map(source_ids)
+    progress = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces on the task runner")
+    results = []
+    for done, future in enumerate(futures, start=1):
+        results.append(future.result())
+        progress.update(done, len(source_ids))
+    return {**_tally(results, "transcribed"), "accepted": sum(r["state"] == "accepted" for r in results)}
+
+
+@task(name="transcribe-source")
+def transcribe_one(source_id: int) -> dict[str, Any]:
+    """One piece, in whichever process runs the task (the model is loaded once per process)."""
+    cat = catalogue()
+    summary = transcribe_sources(cat.sessions, [source_id], cat.home.midi_dir, workers=1)
+    outcome = summary.outcomes[0] if summary.outcomes else None
+    return {
+        "source_id": source_id,
+        "state": outcome.state.value if outcome else "skipped",
+        "reason": outcome.reason if outcome else None,
+        "transcribed": bool(outcome and outcome.transcribed),
+    }
 
 
 @flow(name="retrain", log_prints=True)

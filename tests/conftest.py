@@ -60,11 +60,41 @@ def feed_items(pieces: list[RenderedPiece], hammered: Path) -> list[FeedItem]:
     return items + [FeedItem(hammered.name, "hammered", "test:hammered", 30.0)]
 
 
+POSTGRES_ENV = "TUNESMITH_TEST_POSTGRES_URL"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_databases`` run on SQLite and on PostgreSQL; the rest on SQLite."""
+    if "backend" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if both else ["sqlite"], scope="function")
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Home:
+    """A fresh tunesmith home; its catalogue a new SQLite file, or an emptied PostgreSQL database."""
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TUNESMITH_DATABASE_URL", raising=False)
+    if backend == "postgresql":
+        url = os.environ.get(POSTGRES_ENV)
+        if not url:
+            message = f"{POSTGRES_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        _empty_database(url)
+        monkeypatch.setenv("TUNESMITH_DATABASE_URL", url)
     return Home.from_env().ensure()
+
+
+def _empty_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 @pytest.fixture

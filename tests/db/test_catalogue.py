@@ -11,12 +11,16 @@ from db.home import Home
 from db.migrate import check
 from db.models import Playlist, Source, SourceState
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_migrations_match_models(catalogue: Catalogue) -> None:
     check(catalogue.home.database_url)  # raises if a model changed without a migration
 
 
 def test_sqlite_catalogue_is_a_wal_file_with_foreign_keys(catalogue: Catalogue) -> None:
+    if not catalogue.home.database_url.startswith("sqlite"):
+        pytest.skip("a SQLite property")
     with catalogue.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1

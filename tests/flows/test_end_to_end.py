@@ -24,6 +24,7 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.mark.both_databases
 def test_submit_train_generate_pull(
     prefect_harness: None,
     home: Home,
@@ -105,3 +106,37 @@ def test_generate_without_a_model_is_a_clear_error(home: Home) -> None:
     cat = open_catalogue(home)
     with pytest.raises(GenerationError, match="no trained model"):
         generate_batch(cat.sessions, home.batches_dir, GenerateSettings())
+
+
+def test_transcription_fans_out_over_a_dask_cluster(
+    prefect_harness: None,
+    home: Home,
+    pieces: list[RenderedPiece],
+    hammered: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With TUNESMITH_DASK_ADDRESS set, each piece is a Prefect task run on a Dask worker process."""
+    import shutil
+
+    from distributed import LocalCluster
+
+    from db.catalogue import open_catalogue
+    from db.models import Source, SourceState
+    from flows.pipeline import catalogue, transcribe_flow
+
+    catalogue.cache_clear()
+    cat = open_catalogue(home)
+    with cat.sessions.begin() as session:
+        for path in [pieces[0].audio_path, hammered]:
+            audio = home.audio_dir / path.name
+            shutil.copy(path, audio)
+            session.add(
+                Source(key=f"dask:{path.name}", url=str(path), state=SourceState.DOWNLOADED, audio_path=str(audio))
+            )
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        monkeypatch.setenv("TUNESMITH_DASK_ADDRESS", cluster.scheduler_address)
+        summary = transcribe_flow()
+        workers = len(cluster.workers)
+    assert workers == 2
+    assert summary["transcribed"] == 2 and summary["accepted"] == 1 and summary["rejected"] == {"repetitive": 1}
+    catalogue.cache_clear()

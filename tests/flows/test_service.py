@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -122,6 +123,40 @@ def test_submit_runs_the_ingest_deployment_on_the_worker(
             return list(await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys)))
 
     assert {(a.key, a.data) for a in asyncio.run(progress())} >= {("ingest-downloads", 100), ("transcribe-pieces", 100)}
+
+
+@pytest.mark.browser
+def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service) -> None:
+    """Headless Chromium (Debian's, driven by Selenium; no browser download) finds the run in the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "make test installs Debian's chromium and chromium-driver"
+
+    async def latest() -> Any:  # the last finished run (the schedules have made future ones too)
+        completed = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])))
+        async with get_client() as client:
+            return (await client.read_flow_runs(flow_run_filter=completed, limit=1, sort="START_TIME_DESC"))[0]
+
+    run = asyncio.run(latest())
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(options=options, service=DriverService(executable_path=driver_path))
+    try:
+        browser.get(f"{as_service_home.ui_url}/runs/flow-run/{run.id}")
+        WebDriverWait(browser, 60).until(lambda b: run.name in b.find_element(By.TAG_NAME, "body").text)
+        browser.get(f"{as_service_home.ui_url}/runs")
+        WebDriverWait(browser, 60).until(lambda b: run.name in b.find_element(By.TAG_NAME, "body").text)
+    finally:
+        browser.quit()
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(

@@ -11,7 +11,7 @@ from ingest.catalogue import download_source, pending_source_ids, record_listing
 from ingest.youtube import list_playlist
 from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.both_databases]
 SETTINGS = LOOPBACK_INGEST
 
 
