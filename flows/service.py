@@ -85,7 +85,7 @@ class Service:
             "PREFECT_UI_API_URL": self.api_url,
             "TUNESMITH_HOME": str(self.home.root),
             "TUNESMITH_REPO": str(REPO),
-            **({"TUNESMITH_DATABASE_URL": self.home.database_url} if "TUNESMITH_DATABASE_URL" in os.environ else {}),
+            "TUNESMITH_DATABASE_URL": self.home.database_url,
             **self.schedules.env(),
         }
 

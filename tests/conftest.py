@@ -11,10 +11,10 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from sample.corpus import RenderedPiece, hammered_note, render_pieces, render_score  # noqa: E402
 from sample.feed import FeedItem, FeedServer, serve  # noqa: E402
+from tests.databases import empty_postgres_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +60,6 @@ def feed_items(pieces: list[RenderedPiece], hammered: Path) -> list[FeedItem]:
     return items + [FeedItem(hammered.name, "hammered", "test:hammered", 30.0)]
 
 
-POSTGRES_ENV = "TUNESMITH_TEST_POSTGRES_URL"
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_databases`` run on SQLite and on PostgreSQL; the rest on SQLite."""
     if "backend" in metafunc.fixturenames:
@@ -76,27 +73,5 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Home:
     monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TUNESMITH_DATABASE_URL", raising=False)
     if backend == "postgresql":
-        url = os.environ.get(POSTGRES_ENV)
-        if not url:
-            message = f"{POSTGRES_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        _empty_database(url)
-        monkeypatch.setenv("TUNESMITH_DATABASE_URL", url)
+        monkeypatch.setenv("TUNESMITH_DATABASE_URL", empty_postgres_database())
     return Home.from_env().ensure()
-
-
-def _empty_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
-@pytest.fixture
-def catalogue(home: Home) -> Catalogue:
-    return open_catalogue(home)

@@ -133,6 +133,10 @@ def test_transcription_fans_out_over_a_dask_cluster(
             session.add(
                 Source(key=f"dask:{path.name}", url=str(path), state=SourceState.DOWNLOADED, audio_path=str(audio))
             )
+    from prefect.settings import PREFECT_API_URL
+
+    # The Dask workers are new processes: point them at the harness's server (not a temporary one of their own).
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         monkeypatch.setenv("TUNESMITH_DASK_ADDRESS", cluster.scheduler_address)
         summary = transcribe_flow()

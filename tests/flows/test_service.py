@@ -27,6 +27,7 @@ from db.models import Source, SourceState, Transcription
 from flows.service import Service
 from sample.corpus import RenderedPiece
 from sample.feed import Fault, FeedItem, FeedServer
+from tests.databases import empty_postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -37,9 +38,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A running service whose catalogue is a SQLite file, then (a second time) a PostgreSQL database."""
     home = Home.at(tmp_path_factory.mktemp("service-home")).ensure()
+    if request.param == "postgresql":
+        home = Home(root=home.root, database_url=empty_postgres_database())
     running = Service(home, port=_free_port())
     try:
         running.up(workers=1)
@@ -52,9 +56,18 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def as_service_home(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
     """This test's commands talk to the module's service (its home, its server)."""
     monkeypatch.setenv("TUNESMITH_HOME", str(service.home.root))
+    monkeypatch.setenv("TUNESMITH_DATABASE_URL", service.home.database_url)
     monkeypatch.setenv("PREFECT_API_URL", service.api_url)
     monkeypatch.setenv("PREFECT_HOME", str(service.home.prefect_dir))
     return service
+
+
+def _on(service: Service, query: Any) -> Any:
+    """Run an async client query against ``service``'s server (not whatever server this process saw first)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: service.api_url}):
+        return asyncio.run(query())
 
 
 def _flow_run(service: Service, run_id: str) -> Any:
@@ -64,7 +77,7 @@ def _flow_run(service: Service, run_id: str) -> Any:
         async with get_client() as client:
             return await client.read_flow_run(run_id)
 
-    return asyncio.run(read())
+    return _on(service, read)
 
 
 def _wait(service: Service, run_id: str, *, timeout: float = 420.0, until: str = "final") -> Any:
@@ -122,7 +135,7 @@ def test_submit_runs_the_ingest_deployment_on_the_worker(
             keys = ArtifactFilterKey(any_=["ingest-downloads", "transcribe-pieces"])
             return list(await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys)))
 
-    assert {(a.key, a.data) for a in asyncio.run(progress())} >= {("ingest-downloads", 100), ("transcribe-pieces", 100)}
+    assert {(a.key, a.data) for a in _on(service, progress)} >= {("ingest-downloads", 100), ("transcribe-pieces", 100)}
 
 
 @pytest.mark.browser
@@ -144,7 +157,7 @@ def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service) -> None:
         async with get_client() as client:
             return (await client.read_flow_runs(flow_run_filter=completed, limit=1, sort="START_TIME_DESC"))[0]
 
-    run = asyncio.run(latest())
+    run = _on(as_service_home, latest)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
