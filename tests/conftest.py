@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from sample.corpus import RenderedPiece, hammered_note, render_pieces, render_score  # noqa: E402
 from sample.feed import FeedItem, FeedServer, serve  # noqa: E402
@@ -75,3 +76,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Home:
     if backend == "postgresql":
         monkeypatch.setenv("TUNESMITH_DATABASE_URL", empty_postgres_database())
     return Home.from_env().ensure()
+
+
+@pytest.fixture
+def catalogue(home: Home) -> Catalogue:
+    """The home's catalogue, opened (and migrated) the way every stage opens it."""
+    return open_catalogue(home)
