@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, field_validator  # noqa: E402
 
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from generate.batch import GenerateSettings, generate_batch  # noqa: E402
+from generate.quality import FEATURES  # noqa: E402
 from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, record_listing  # noqa: E402
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
@@ -134,9 +135,7 @@ def publish_batch(folder: Path) -> None:
     ]
     create_table_artifact(table=rows, key="batch-tracks", description=f"Tracks of {folder.name}")
     quality = manifest.get("quality", {})
-    overlaps = ", ".join(
-        f"{name} {v['overlap']:.2f}" for name, v in quality.items() if isinstance(v, dict) and "overlap" in v
-    )
+    overlaps = ", ".join(f"{name} {quality[name]['overlap']:.2f}" for name in FEATURES if name in quality)
     lines = [
         f"# {folder.name}",
         f"**Folder:** `{folder}` (copy it out with `tunesmith pull --batch latest --to DIR`)",

@@ -10,7 +10,6 @@ are exactly what ``prefect server start``, ``prefect work-pool create``, ``prefe
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -107,16 +106,16 @@ class Service:
 
     def _start(self, name: str, args: list[str]) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.run_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", *args],
-            cwd=REPO,
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopped as one, not by the terminal
-        )
+        with (self.run_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy of the handle
+            process = subprocess.Popen(
+                [sys.executable, "-m", "prefect", *args],
+                cwd=REPO,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stopped as one, not by the terminal
+            )
         self._pid_file(name).write_text(str(process.pid))
         return process.pid
 
@@ -129,18 +128,8 @@ class Service:
                 os.killpg(pid, sig)
             except ProcessLookupError:
                 break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                try:
-                    finished, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:  # not our child: poll for it
-                    finished = 0 if _alive(pid) else pid
-                if finished == pid or not _alive(pid):
-                    break
-                time.sleep(0.2)
-            else:
-                continue
-            break
+            if _wait_gone(pid, wait):
+                break
         self._pid_file(name).unlink(missing_ok=True)
         return True
 
@@ -258,12 +247,21 @@ class Service:
         }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+def _wait_gone(pid: int, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``pid`` to exit (reaping it when it is this process's child)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our child, now reaped
+                return True
+        except ChildProcessError:  # not our child (started by another `tunesmith up`)
+            pass
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def running_api_url(home: Home) -> str | None:
@@ -277,7 +275,3 @@ def running_api_url(home: Home) -> str | None:
             return url if response.status == 200 else None
     except (urllib.error.URLError, OSError):
         return None
-
-
-def describe(data: dict[str, object]) -> str:
-    return json.dumps(data, indent=2)

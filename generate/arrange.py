@@ -8,6 +8,7 @@ from pathlib import Path
 
 from music21 import instrument, note, stream, tempo
 
+from db.files import atomic_path
 from train.tokens import STEPS_PER_BEAT, Slice
 from transcribe.notes import NoteEvent
 
@@ -92,7 +93,6 @@ def arrange(slices: Sequence[Slice], *, bpm: float, shift: int, palette: Palette
 
 
 def write_midi(arrangement: Arrangement, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    arrangement.score.write("midi", fp=str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        arrangement.score.write("midi", fp=str(tmp))
     return path

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydub import AudioSegment
 from pydub.silence import detect_leading_silence
 
+from db.files import atomic_path
+
 MP3_RATE = 44100  # at 22,050 Hz MP3 tops out at 160 kb/s
 
 
@@ -29,12 +31,8 @@ def encode_mp3(
     audio: AudioSegment, mp3_path: Path, *, tags: dict[str, str] | None = None, bitrate: str = "192k"
 ) -> Path:
     """Write ``audio`` as a 44.1 kHz MP3 with ID3v2 tags; the file appears only when complete."""
-    tmp = mp3_path.with_name(f".{mp3_path.name}.tmp.mp3")
-    try:
+    with atomic_path(mp3_path, suffix=".mp3") as tmp:
         audio.set_frame_rate(MP3_RATE).export(tmp, format="mp3", bitrate=bitrate, tags=tags or {}, id3v2_version="3")
-        tmp.replace(mp3_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return mp3_path
 
 

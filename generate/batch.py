@@ -28,11 +28,10 @@ from generate.quality import quality_report
 from generate.synth import render_wav
 from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
-from train.tokens import STEPS_PER_BEAT, Slice, parse_token, slices_from_midi, token_slices
-from train.training import current_model, piece_tokens, training_token_streams
+from train.tokens import STEPS_PER_BEAT, Slice, parse_token, slice_notes, slices_from_midi, token_slices
+from train.training import current_model, key_tokens, training_token_streams
 from train.vocab import SEP, style_token
 from transcribe.analysis import estimate_key
-from transcribe.notes import NoteEvent
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     index = CopyIndex(training_streams)
     rng = random.Random(settings.seed if settings.seed is not None else time.time_ns())
     styles = _styles(saved, settings.style)
+    weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
     prompt = _prompt_ids(saved, settings.prompt_midi)
 
     batches_dir.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,6 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             missing = settings.count - len(manifest)
             if missing <= 0:
                 break
-            weights = [len(tempos) for tempos in styles.values()]  # as often as the training pieces have it
             track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
             bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
             beats = [settings.minutes * bpm for bpm in bpms]
@@ -210,11 +209,8 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
         return []
     path = Path(prompt_midi)
     try:
-        notes, step = [], 0
-        for piece in slices_from_midi(path):
-            notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
-            step += piece.steps
-        tokens = piece_tokens(path, estimate_key(notes))
+        slices = slices_from_midi(path)
+        tokens = key_tokens(slices, estimate_key(slice_notes(slices)))
     except Exception as error:  # pretty_midi and music21 raise many types for unreadable files
         raise GenerationError(f"cannot read the prompt {path}: {type(error).__name__}: {error}") from error
     if not tokens:

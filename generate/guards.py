@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generate.originality import CopyIndex
-from train.tokens import STEPS_PER_BEAT, Slice, slice_tokens
-from transcribe.notes import NoteEvent
+from train.tokens import Slice, slice_notes, slice_tokens
 from transcribe.repetition import piece_repetition
 
 
@@ -40,10 +39,7 @@ def check_track(slices: Sequence[Slice], index: CopyIndex, settings: GuardSettin
     tokens = slice_tokens(slices)
     total = sum(s.steps for s in slices) or 1
     rest_share = sum(s.steps for s in slices if s.is_rest) / total
-    notes, step = [], 0
-    for piece in slices:
-        notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
-        step += piece.steps
+    notes = slice_notes(slices)
     rep = piece_repetition(notes, 60.0)  # times are in beats: 60 bpm makes seconds == beats
     distinct = len({n.pitch for n in notes})
     copy = index.longest_copy(tokens)

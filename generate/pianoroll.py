@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from db.files import atomic_path
 from transcribe.notes import NoteEvent
 
 
@@ -22,8 +23,9 @@ def save_pianoroll(notes: Sequence[NoteEvent], path: Path, *, title: str) -> Pat
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return path

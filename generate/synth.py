@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from db.files import atomic_path
+
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 
@@ -28,14 +30,12 @@ def render_wav(midi_path: Path, wav_path: Path, *, sample_rate: int = 44100, gai
     binary = shutil.which("fluidsynth")
     if binary is None:
         raise SynthError("fluidsynth not found: install Debian's fluidsynth (make install does)")
-    tmp = wav_path.with_name(f".{wav_path.name}.tmp.wav")
-    command = [
-        binary, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-T", "wav", "-O", "s16",
-        "-F", str(tmp), str(soundfont()), str(midi_path),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
-        tmp.unlink(missing_ok=True)
-        raise SynthError(f"fluidsynth failed on {midi_path}: {result.stderr.strip()[-500:]}")
-    tmp.replace(wav_path)
+    with atomic_path(wav_path, suffix=".wav") as tmp:
+        command = [
+            binary, "-ni", "-q", "-g", str(gain), "-r", str(sample_rate), "-T", "wav", "-O", "s16",
+            "-F", str(tmp), str(soundfont()), str(midi_path),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
+            raise SynthError(f"fluidsynth failed on {midi_path}: {result.stderr.strip()[-500:]}")
     return wav_path

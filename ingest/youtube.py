@@ -188,9 +188,14 @@ def check_entry(entry: Entry, settings: IngestSettings) -> str | None:
         return "live_or_upcoming"
     if entry.availability in ("private", "premium_only", "subscriber_only", "needs_auth"):
         return "private"
-    if entry.duration is not None and entry.duration > settings.max_duration:
+    return length_reason(entry.duration, settings) if entry.duration is not None else None
+
+
+def length_reason(seconds: float, settings: IngestSettings) -> str | None:
+    """``too_long`` or ``too_short`` when ``seconds`` is outside the settings' bounds."""
+    if seconds > settings.max_duration:
         return "too_long"
-    if entry.duration is not None and entry.duration < settings.min_duration:
+    if seconds < settings.min_duration:
         return "too_short"
     return None
 
@@ -269,14 +274,9 @@ def _check_file(path: Path, url: str, settings: IngestSettings, expected: float 
         raise DownloadError(
             f"{url}: the file holds {probe.duration:.1f} s of the {expected:.1f} s listed", reason="truncated"
         )
-    if probe.duration > settings.max_duration:
-        raise DownloadError(
-            f"{url}: {probe.duration:.0f} s is longer than {settings.max_duration:.0f} s", reason="too_long"
-        )
-    if probe.duration < settings.min_duration:
-        raise DownloadError(
-            f"{url}: {probe.duration:.1f} s is shorter than {settings.min_duration:.0f} s", reason="too_short"
-        )
+    if reason := length_reason(probe.duration, settings):
+        bounds = f"{settings.min_duration:.0f}-{settings.max_duration:.0f} s"
+        raise DownloadError(f"{url}: the file holds {probe.duration:.1f} s, outside {bounds}", reason=reason)
 
 
 def _number(value: object) -> float | None:

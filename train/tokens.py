@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from transcribe.notes import NoteEvent
+
 STEPS_PER_BEAT = 4
 DURATIONS = (16, 12, 8, 6, 4, 3, 2, 1)  # grid steps a token may last, largest first
 MAX_VOICES = 4
@@ -132,5 +134,10 @@ def key_shift(key: str | None) -> int:
     return shift - 12 if shift > 6 else shift
 
 
-def slice_duration_beats(slices: Sequence[Slice]) -> float:
-    return sum(s.steps for s in slices) / STEPS_PER_BEAT
+def slice_notes(slices: Sequence[Slice]) -> list[NoteEvent]:
+    """The slices as notes timed in beats (one note per pitch of each slice)."""
+    notes, step = [], 0
+    for piece in slices:
+        notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
+        step += piece.steps
+    return notes

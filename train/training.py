@@ -19,7 +19,7 @@ from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState
 from train.baselines import model_score, prototype_score, unigram_score
 from train.dataset import DEFAULT_STYLE, Piece, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
-from train.tokens import key_shift, slice_tokens, slices_from_midi, transpose_token
+from train.tokens import Slice, key_shift, slice_tokens, slices_from_midi, transpose_token
 from train.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,13 @@ class AcceptedPiece:
 
 def piece_tokens(midi_path: Path, key: str | None) -> list[str]:
     """A transcription's tokens, transposed to C major / A minor so a small dataset shares its chords."""
+    return key_tokens(slices_from_midi(midi_path), key)
+
+
+def key_tokens(slices: Sequence[Slice], key: str | None) -> list[str]:
+    """The slices' tokens, moved from ``key`` to C major / A minor."""
     shift = key_shift(key)
-    return [transpose_token(t, shift) for t in slice_tokens(slices_from_midi(midi_path))]
+    return [transpose_token(t, shift) for t in slice_tokens(slices)]
 
 
 def accepted_pieces(session: Session, licence: str | None = None) -> list[AcceptedPiece]:

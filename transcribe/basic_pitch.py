@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import logging
 import os
 import shutil
 import subprocess
@@ -23,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from db.files import atomic_path
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.notes import NoteEvent
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
@@ -56,7 +54,7 @@ class TranscriptionSettings:
     """basic-pitch's note-creation thresholds and how the work is spread; stored with every transcription.
 
     The thresholds default to values tuned on piano renders of corpus chorales: ``bench/transcription.py
-    --tune`` picks them on half the pieces and scores the other half (onset F1 0.87 against 0.77 for
+    --tune`` picks them on half the pieces and scores the other half (onset F1 0.87 against 0.80 for
     basic-pitch's own defaults: onset 0.5, frame 0.3, 127.7 ms, melodia trick on).
     """
 
@@ -149,16 +147,15 @@ class Transcriber:
             TranscriptionError: the file cannot be decoded or holds no audio.
         """
         accumulator = FeatureAccumulator(SAMPLE_RATE)
-        counter = _SampleCounter()
-        chunks = counter.count(decode_chunks(audio_path, seconds=self.settings.chunk_seconds))
+        chunks = decode_chunks(audio_path, seconds=self.settings.chunk_seconds)
         note_frames, onset_frames = self._frames(_windows(_tap(chunks, accumulator.add)))
-        if counter.samples < SAMPLE_RATE // 2:
+        if accumulator.samples < SAMPLE_RATE // 2:
             raise TranscriptionError(f"{audio_path.name} holds less than half a second of audio", reason="too_short")
-        n_frames = min(int(np.floor(counter.samples * ANNOTATIONS_FPS / SAMPLE_RATE)), len(note_frames))
+        n_frames = min(int(np.floor(accumulator.samples * ANNOTATIONS_FPS / SAMPLE_RATE)), len(note_frames))
         return Posteriors(
             note=note_frames[:n_frames],
             onset=onset_frames[:n_frames],
-            samples=counter.samples,
+            samples=accumulator.samples,
             features=accumulator.finish(),
         )
 
@@ -260,16 +257,6 @@ def _inferred_onsets(onsets: np.ndarray, frames: np.ndarray, n_diff: int = 2, ro
     return result
 
 
-class _SampleCounter:
-    def __init__(self) -> None:
-        self.samples = 0
-
-    def count(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for chunk in chunks:
-            self.samples += chunk.size
-            yield chunk
-
-
 def _tap(chunks: Iterable[np.ndarray], consumer: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
     for chunk in chunks:
         consumer(chunk)
@@ -330,11 +317,6 @@ def write_midi(notes: list[NoteEvent], tempo: float, midi_path: Path) -> Path:
     piano = pretty_midi.Instrument(program=0, name="transcription")
     piano.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start, n.end) for n in notes]
     midi.instruments.append(piano)
-    midi_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = midi_path.with_name(f".{midi_path.name}.tmp")
-    try:
+    with atomic_path(midi_path) as tmp:
         midi.write(str(tmp))
-        tmp.replace(midi_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return midi_path

@@ -65,6 +65,7 @@ class FeatureAccumulator:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self._frames = 0
+        self.samples = 0  # audio samples seen, before any padding
         self._sums: dict[str, float] = dict.fromkeys(SCALARS, 0.0)
         self._squares: dict[str, float] = dict.fromkeys(SCALARS, 0.0)
         self._chroma = np.zeros(12)
@@ -77,6 +78,7 @@ class FeatureAccumulator:
     def add(self, chunk: np.ndarray) -> None:
         import librosa
 
+        self.samples += chunk.size
         if chunk.size < N_FFT:
             chunk = np.pad(chunk, (0, N_FFT - chunk.size))
         sr = self.sample_rate
