@@ -109,6 +109,8 @@ class Transcription(Base):
     note_count: Mapped[int]
     tempo: Mapped[float | None]
     features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # transcribe.beats.BeatGrid: tracked beat times, meter and bar phase (None until derived)
+    grid: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     source: Mapped[Source] = relationship(back_populates="transcription")

@@ -54,6 +54,13 @@ def batch_summary(batch: Batch) -> dict[str, Any]:
     }
 
 
+def current_model(session: Session) -> ModelVersion | None:
+    """The model batches are made with: the newest promoted version."""
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
+    )
+
+
 def latest_batch(session: Session) -> Batch | None:
     return session.scalar(select(Batch).order_by(Batch.id.desc()).limit(1))
 
@@ -69,9 +76,7 @@ def status(session: Session) -> dict[str, Any]:
         )
         if reason
     }
-    model = session.scalar(
-        select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
-    )
+    model = current_model(session)
     batch = latest_batch(session)
     styles: dict[str, int] = {
         style: count for style, count in session.execute(select(Playlist.style, func.count()).group_by(Playlist.style))

@@ -121,7 +121,7 @@ def similar(
 @app.command()
 def train(
     force: Annotated[bool, typer.Option(help="train even if no piece changed")] = False,
-    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    epochs: Annotated[int, typer.Option(min=1, help="at most this many epochs (early stopping)")] = 30,
     licence: Annotated[
         str | None, typer.Option(help="train only on sources whose licence contains this, e.g. 'Creative Commons'")
     ] = None,

@@ -30,7 +30,12 @@ from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids,
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
-from transcribe.catalogue import TranscribeOutcome, downloaded_source_ids, transcribe_sources  # noqa: E402
+from transcribe.catalogue import (  # noqa: E402
+    TranscribeOutcome,
+    backfill_grids,
+    downloaded_source_ids,
+    transcribe_sources,
+)
 from transcribe.parallel import default_workers  # noqa: E402
 
 DASK_ADDRESS = "TUNESMITH_DASK_ADDRESS"  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
@@ -230,6 +235,12 @@ def transcribe_one(source_id: int) -> dict[str, Any]:
     }
 
 
+@task(name="beat-grids")
+def beat_grids() -> int:
+    """Give older transcriptions their beat grid (from the audio on disk, or the MIDI): no download."""
+    return backfill_grids(catalogue().sessions)
+
+
 @flow(name="retrain", log_prints=True)
 def retrain_flow(
     force: bool = False,
@@ -245,6 +256,9 @@ def retrain_flow(
     it must beat (0 skips it).
     """
     cat = catalogue()
+    filled = beat_grids()
+    if filled:
+        get_run_logger().info("derived the beat grid of %d pieces transcribed before grids were kept", filled)
     settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
     outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, settings, force=force)
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from music21 import instrument, note, stream, tempo
 
 from db.files import atomic_path
-from train.tokens import STEPS_PER_BEAT, Slice
+from train.tokens import GridNote, GridPiece, TokenizerConfig
 from transcribe.notes import NoteEvent
 
 
@@ -44,52 +44,44 @@ def _bass_register(pitch: int) -> int:
     return pitch
 
 
-def _lines(slices: Sequence[Slice], shift: int) -> dict[str, list[tuple[int, int, tuple[int, ...]]]]:
-    """(start step, length, pitches) per line; repeated bass and chord notes are held, not re-struck."""
-    lines: dict[str, list[tuple[int, int, tuple[int, ...]]]] = {"melody": [], "chords": [], "bass": []}
-    step = 0
-    for piece in slices:
-        if piece.pitches:
-            pitches = [p + shift for p in piece.pitches]
-            parts = {
-                "melody": (pitches[-1],),
-                "chords": tuple(pitches[1:-1]) if len(pitches) > 2 else (),
-                "bass": (_bass_register(pitches[0]),) if len(pitches) > 1 else (),
-            }
-            for line, notes in parts.items():
-                if not notes:
-                    continue
-                held = lines[line][-1] if lines[line] else None
-                if line != "melody" and held and held[0] + held[1] == step and held[2] == notes:
-                    lines[line][-1] = (held[0], held[1] + piece.steps, notes)
-                else:
-                    lines[line].append((step, piece.steps, notes))
-        step += piece.steps
+def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
+    """(start step, length, pitch) per line: at each onset the top note is the melody, the lowest the bass."""
+    at: dict[int, list[GridNote]] = defaultdict(list)
+    for n in piece.notes:
+        at[n.step].append(n)
+    lines: dict[str, list[tuple[int, int, int]]] = {"melody": [], "chords": [], "bass": []}
+    for step in sorted(at):
+        notes = sorted(at[step], key=lambda n: -n.pitch)
+        lines["melody"].append((step, notes[0].steps, notes[0].pitch))
+        if len(notes) > 1:
+            lines["bass"].append((step, notes[-1].steps, _bass_register(notes[-1].pitch)))
+        lines["chords"] += [(step, n.steps, n.pitch) for n in notes[1:-1]]
     return lines
 
 
-def arrange(slices: Sequence[Slice], *, bpm: float, shift: int, palette: Palette) -> Arrangement:
-    """Build the score: tempo ``bpm``, every pitch moved by ``shift`` semitones, the palette's instruments."""
+def arrange(piece: GridPiece, *, bpm: float, palette: Palette, config: TokenizerConfig) -> Arrangement:
+    """Build the score at ``bpm`` on the palette's instruments; nothing sounds past the last bar."""
     score = stream.Score()
     events: list[NoteEvent] = []
-    seconds_per_step = 60.0 / bpm / STEPS_PER_BEAT
+    spb = config.steps_per_beat
+    seconds_per_step = 60.0 / bpm / spb
+    end = piece.bars(config) * piece.bar_steps(config)
     velocities = {"melody": 92, "chords": 58, "bass": 80}
     programs = {"melody": palette.melody, "chords": palette.chords, "bass": palette.bass}
-    for line, notes in _lines(slices, shift).items():
+    for line, notes in _lines(piece).items():
         part = stream.Part(id=line)
         part.insert(0, tempo.MetronomeMark(number=bpm))
         part.insert(0, instrument.instrumentFromMidiProgram(programs[line]))
-        for start, length, pitches in notes:
-            for pitch in pitches:
-                element = note.Note(pitch, quarterLength=length / STEPS_PER_BEAT)
-                element.volume.velocity = velocities[line]
-                part.insert(start / STEPS_PER_BEAT, element)
-                events.append(
-                    NoteEvent(start * seconds_per_step, (start + length) * seconds_per_step, pitch, velocities[line])
-                )
+        for start, length, pitch in notes:
+            length = min(length, end - start)
+            element = note.Note(pitch, quarterLength=length / spb)
+            element.volume.velocity = velocities[line]
+            part.insert(start / spb, element)
+            events.append(
+                NoteEvent(start * seconds_per_step, (start + length) * seconds_per_step, pitch, velocities[line])
+            )
         score.insert(0, part)
-    total = sum(s.steps for s in slices) * seconds_per_step
-    return Arrangement(score=score, notes=sorted(events), seconds=total)
+    return Arrangement(score=score, notes=sorted(events), seconds=end * seconds_per_step)
 
 
 def write_midi(arrangement: Arrangement, path: Path) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import random
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
+from db.queries import current_model
 from generate.arrange import PALETTES, arrange, write_midi
 from generate.audio import wav_to_mp3
 from generate.guards import GuardSettings, check_track
@@ -26,12 +26,15 @@ from generate.originality import CopyIndex
 from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
+from train.base import BASE_NAME, base_model_folder
 from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
-from train.tokens import STEPS_PER_BEAT, Slice, parse_token, slice_notes, slices_from_midi, token_slices
-from train.training import current_model, key_tokens, training_token_streams
+from train.pieces import PIECES_FILE, load_pieces_file
+from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
 from train.vocab import SEP, style_token
 from transcribe.analysis import estimate_key
+from transcribe.basic_pitch import read_midi
+from transcribe.beats import grid_from_midi
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +69,27 @@ class BatchOutcome:
     rejected: dict[str, int]
 
 
-def _take_beats(ids: list[int], saved: SavedModel, beats: float) -> list[Slice] | None:
-    """Decode ids into slices until ``beats`` are filled; None if the sequence is too short."""
-    slices: list[Slice] = []
-    steps, target = 0, int(beats * STEPS_PER_BEAT)
-    for token in saved.vocab.decode(ids):
-        piece = parse_token(token)
-        if piece is None:
-            continue
-        if not slices and piece.is_rest:
-            continue  # no leading silence
-        slices.append(piece)
-        steps += piece.steps
-        if steps >= target:
-            while slices and slices[-1].is_rest:
-                slices.pop()
-            return slices
-    return None
+def take_bars(tokens: list[str], bars: int) -> list[str] | None:
+    """The sampled tokens from the first bar with notes, exactly ``bars`` bars long; None if too short."""
+    starts = [i for i, t in enumerate(tokens) if t == BAR]
+    sounding = [i for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(tokens)], strict=True)) if b - a > 1]
+    if not sounding:
+        return None
+    first = sounding[0]
+    if len(starts) - first < bars + 1:  # the last bar must be complete: the next one has begun
+        return None
+    meter = [t for t in tokens[: starts[0]] if t.startswith("Meter_")]
+    return meter + tokens[starts[first] : starts[first + bars]]
+
+
+def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """(the model's own catalogue pieces, every piece behind it): the quality report reads the first,
+    the originality guard the second, which adds the base model's pieces when the model descends from it."""
+    own = load_pieces_file(model_folder / PIECES_FILE)
+    behind = list(own)
+    if BASE_NAME in lineage:
+        behind += load_pieces_file(base_model_folder() / PIECES_FILE)
+    return own, behind
 
 
 def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings: GenerateSettings) -> BatchOutcome:
@@ -98,10 +105,11 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
         version = current_model(session)
         if version is None:
             raise GenerationError("no trained model yet: run `tunesmith train` first")
-        model_id, model_path, source_ids = version.id, Path(version.path), list(version.source_ids)
+        model_id, model_path, lineage = version.id, Path(version.path), list(version.config.get("lineage", []))
     saved = SavedModel.load(model_path)
-    training_streams = training_token_streams(sessions, source_ids)
-    index = CopyIndex(training_streams)
+    tokenizer = saved.tokenizer
+    own, behind = training_pieces(model_path, lineage)
+    index = CopyIndex(behind, tokenizer)
     rng = random.Random(settings.seed if settings.seed is not None else time.time_ns())
     styles = _styles(saved, settings.style)
     weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
@@ -111,7 +119,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = Path(tempfile.mkdtemp(prefix=f".batch-{stamp}-", dir=batches_dir))
     manifest: list[dict[str, Any]] = []
-    kept: list[list[Slice]] = []
+    kept: list[GridPiece] = []
     rejected: Counter[str] = Counter()
     try:
         for round_number in range(settings.max_rounds):
@@ -120,30 +128,32 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 break
             track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
             bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
-            beats = [settings.minutes * bpm for bpm in bpms]
-            steps = int(max(beats) * STEPS_PER_BEAT / max(saved.config.steps_per_token, 0.5) * 2) + 32
+            bars = [max(2, round(settings.minutes * bpm / 4)) for bpm in bpms]  # sized for 4 beats a bar
+            steps = int(max(bars) * max(saved.config.tokens_per_bar, 4.0) * 1.6) + 64
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
             ids = sample(
                 saved, batch=missing, steps=steps, temperature=temperature, top_p=settings.top_p,
                 seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, prompt),
             )  # fmt: skip
-            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, beats, strict=True):
-                slices = _take_beats(row, saved, need)
-                if slices is None:
+            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, bars, strict=True):
+                tokens = take_bars(saved.vocab.decode(prompt[:1]) + saved.vocab.decode(row), need)
+                if tokens is None:
                     rejected["too_short"] += 1
                     continue
-                report = check_track(slices, index, settings.guards)
+                piece = decode(tokens, tokenizer)
+                report = check_track(piece, index, settings.guards)
                 if report.reason:
                     rejected[report.reason] += 1
                     continue
-                kept.append(slices)
+                kept.append(piece)
                 manifest.append(
-                    _render_track(work, len(manifest) + 1, slices, bpm=bpm, rng=rng, model_id=model_id, stamp=stamp)
+                    _render_track(work, len(manifest) + 1, piece, saved, bpm=bpm, rng=rng, model_id=model_id,
+                                  stamp=stamp)
                     | {"style": style, "guards": report.to_dict(), "temperature": round(temperature, 3)}
-                )
+                )  # fmt: skip
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")
-        quality = quality_report([token_slices(stream) for stream in training_streams], kept)
+        quality = quality_report([decode(tokens, tokenizer) for tokens in own], kept, tokenizer)
         summary = {
             "model_id": model_id,
             "created": stamp,
@@ -200,7 +210,7 @@ def _styles(saved: SavedModel, wanted: str | None) -> dict[str, list[float]]:
 
 
 def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
-    """A MIDI file's tokens (moved to C major / A minor like the training pieces), the model's window at most.
+    """A MIDI file's tokens on its own beat grid (its tempo map), its last whole bars that fit the model's window.
 
     Raises:
         GenerationError: the file cannot be read or holds no notes.
@@ -209,13 +219,16 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
         return []
     path = Path(prompt_midi)
     try:
-        slices = slices_from_midi(path)
-        tokens = key_tokens(slices, estimate_key(slice_notes(slices)))
-    except Exception as error:  # pretty_midi and music21 raise many types for unreadable files
+        notes = read_midi(path)
+        tokens = encode(quantise(notes, grid_from_midi(str(path)), saved.tokenizer), saved.tokenizer)
+    except TokenizeError as error:
+        raise GenerationError(f"the prompt {path} holds no usable notes: {error}") from error
+    except Exception as error:  # pretty_midi and mido raise many types for unreadable files
         raise GenerationError(f"cannot read the prompt {path}: {type(error).__name__}: {error}") from error
-    if not tokens:
-        raise GenerationError(f"the prompt {path} holds no notes")
-    return [int(i) for i in saved.vocab.encode(tokens[-(saved.config.seq_len - 2) :])]
+    room = saved.config.seq_len - 3
+    bars = [i for i, t in enumerate(tokens) if t == BAR]
+    first = next((i for i in bars if len(tokens) - i <= room), len(tokens))
+    return [int(i) for i in saved.vocab.encode([tokens[0], *tokens[first:]])]
 
 
 def _prompts(saved: SavedModel, styles: list[str], prompt: list[int]) -> np.ndarray:
@@ -226,11 +239,18 @@ def _prompts(saved: SavedModel, styles: list[str], prompt: list[int]) -> np.ndar
 
 
 def _render_track(
-    work: Path, position: int, slices: list[Slice], *, bpm: float, rng: random.Random, model_id: int, stamp: str
+    work: Path,
+    position: int,
+    piece: GridPiece,
+    saved: SavedModel,
+    *,
+    bpm: float,
+    rng: random.Random,
+    model_id: int,
+    stamp: str,
 ) -> dict[str, Any]:
-    shift = rng.randint(-5, 6)
     palette = rng.choice(PALETTES)
-    arrangement = arrange(slices, bpm=bpm, shift=shift, palette=palette)
+    arrangement = arrange(piece, bpm=bpm, palette=palette, config=saved.tokenizer)
     key = estimate_key(arrangement.notes)
     title = f"tunesmith {stamp} #{position}"
     stem = f"{position:02d}"
@@ -255,7 +275,8 @@ def _render_track(
         "duration": round(duration, 2),
         "tempo": round(bpm, 1),
         "key": key,
+        "meter": piece.meter,
+        "bars": piece.bars(saved.tokenizer),
         "instruments": dataclasses.asdict(palette),
         "notes": len(arrangement.notes),
-        "beats": math.ceil(sum(s.steps for s in slices) / STEPS_PER_BEAT),
     }

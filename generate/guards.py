@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from generate.originality import CopyIndex
-from train.tokens import Slice, slice_notes, slice_tokens
+from train.tokens import GridPiece, TokenizerConfig
 from transcribe.repetition import piece_repetition
 
 
 @dataclass(frozen=True)
 class GuardSettings:
-    max_copy: int = 12  # tokens in a row shared with a training piece (any key): 12 or more is a copy
+    max_copy: int = 12  # onsets in a row shared with a training piece (any key): 12 or more is a copy
     max_repetition: float = 0.5  # the ingest filter's metric
     min_distinct_pitches: int = 5
     max_rest_share: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.max_copy < 2 or not 0 < self.max_repetition <= 1 or not 0 <= self.max_rest_share <= 1:
+            raise ValueError("max_copy must be at least 2 and the shares lie in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -35,14 +40,23 @@ class GuardReport:
         return dataclasses.asdict(self)
 
 
-def check_track(slices: Sequence[Slice], index: CopyIndex, settings: GuardSettings) -> GuardReport:
-    tokens = slice_tokens(slices)
-    total = sum(s.steps for s in slices) or 1
-    rest_share = sum(s.steps for s in slices if s.is_rest) / total
-    notes = slice_notes(slices)
-    rep = piece_repetition(notes, 60.0)  # times are in beats: 60 bpm makes seconds == beats
-    distinct = len({n.pitch for n in notes})
-    copy = index.longest_copy(tokens)
+def rest_share(piece: GridPiece, config: TokenizerConfig) -> float:
+    """The share of the piece's bars (grid steps) where no note sounds."""
+    total = piece.bars(config) * piece.bar_steps(config)
+    if total <= 0:
+        return 1.0
+    sounding = np.zeros(total, bool)
+    for n in piece.notes:
+        sounding[n.step : n.step + n.steps] = True
+    return float(1.0 - sounding.mean())
+
+
+def check_track(piece: GridPiece, index: CopyIndex, settings: GuardSettings) -> GuardReport:
+    config = index.tokenizer
+    silent = rest_share(piece, config)
+    rep = piece_repetition(piece.seconds(60.0, config), 60.0)  # at 60 bpm, seconds are beats
+    distinct = len({n.pitch for n in piece.notes})
+    copy = index.longest_copy(piece)
     reason = None
     if copy >= settings.max_copy:
         reason = "copied"
@@ -50,6 +64,6 @@ def check_track(slices: Sequence[Slice], index: CopyIndex, settings: GuardSettin
         reason = "repetitive"
     elif distinct < settings.min_distinct_pitches:
         reason = "low_pitch_variety"
-    elif rest_share > settings.max_rest_share:
+    elif silent > settings.max_rest_share:
         reason = "mostly_silent"
-    return GuardReport(copy, rep.score, distinct, round(rest_share, 3), reason)
+    return GuardReport(copy, rep.score, distinct, round(silent, 3), reason)

@@ -1,49 +1,62 @@
 """The originality guard: the longest run of a track copied from any training piece, in any key.
 
-Each token becomes transposition-invariant symbols: a *shape* (its pitches relative to its own
-top pitch, and its length) preceded, for a sounding slice after the first, by a *motion* (the
-interval from the previous sounding slice's top pitch). Every training piece goes into one
-suffix automaton. Walking a track's symbols through it gives, in linear time, the longest run
-that also occurs, in the same rhythm and intervals, in some training piece; the tokens copied
-are the shapes inside that run (the first token of a copy matches by shape alone).
+A piece's notes are read onset by onset (every grid step where notes start). Each onset becomes
+transposition-invariant symbols: a *shape* (the steps since the previous onset, its pitches
+relative to its own top pitch, and their lengths) preceded, for every onset but the first, by a
+*motion* (the interval from the previous onset's top pitch). Every training piece goes into one
+suffix automaton. Walking a track's symbols through it gives, in linear time, the longest run that
+also occurs, in the same rhythm, chords and intervals, in some training piece; the onsets copied
+are the shapes inside that run (the first onset of a copy matches by shape alone). Where the bar
+lines fall does not matter: a copy moved by a beat is still a copy.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
-from train.tokens import Slice, token_slices
+from train.tokens import GridPiece, TokenizerConfig, decode
 
 Symbol = Hashable
 
 
-def invariant_symbols(slices: Sequence[Slice]) -> list[tuple[Symbol, bool]]:
-    """(symbol, is_shape) pairs: one shape per token, plus a motion before each sounding slice but the first."""
+def invariant_symbols(piece: GridPiece) -> list[tuple[Symbol, bool]]:
+    """(symbol, is_shape) pairs: one shape per onset, plus a motion before each onset but the first."""
+    at: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for n in piece.notes:
+        at[n.step].append((n.pitch, n.steps))
     symbols: list[tuple[Symbol, bool]] = []
     top: int | None = None
-    for piece in slices:
-        if piece.is_rest:
-            symbols.append((("R", piece.steps), True))
-            continue
+    previous: int | None = None
+    for step in sorted(at):
+        notes = sorted(at[step], reverse=True)
+        high = notes[0][0]
         if top is not None:
-            symbols.append((("move", piece.pitches[-1] - top), False))
-        top = piece.pitches[-1]
-        symbols.append(((tuple(p - top for p in piece.pitches), piece.steps), True))
+            symbols.append((("move", high - top), False))
+        gap = step - previous if previous is not None else None
+        symbols.append(((gap, tuple(high - p for p, _ in notes), tuple(d for _, d in notes)), True))
+        top, previous = high, step
     return symbols
 
 
 class CopyIndex:
     """A generalised suffix automaton over the training pieces' invariant symbols."""
 
-    def __init__(self, pieces: Sequence[Sequence[str]]) -> None:
+    def __init__(self, pieces: Sequence[Sequence[str]], tokenizer: TokenizerConfig) -> None:
+        self.tokenizer = tokenizer
+        self.pieces = 0
         self._next: list[dict[Symbol, int]] = [{}]
         self._link: list[int] = [-1]
         self._len: list[int] = [0]
         self._last = 0
-        for number, tokens in enumerate(pieces):
-            for symbol, _ in invariant_symbols(token_slices(tokens)):
-                self._extend(symbol)
-            self._extend(("<end>", number))  # a unique separator: no match crosses two pieces
+        for tokens in pieces:
+            self.add(decode(tokens, tokenizer))
+
+    def add(self, piece: GridPiece) -> None:
+        for symbol, _ in invariant_symbols(piece):
+            self._extend(symbol)
+        self._extend(("<end>", self.pieces))  # a unique separator: no match crosses two pieces
+        self.pieces += 1
 
     def _extend(self, symbol: Symbol) -> None:
         nxt, link, length = self._next, self._link, self._len
@@ -71,9 +84,9 @@ class CopyIndex:
                 link[current] = clone
         self._last = current
 
-    def longest_copy(self, tokens: Sequence[str]) -> int:
-        """Length, in tokens, of the longest run of ``tokens`` found in a training piece (transposed or not)."""
-        symbols = invariant_symbols(token_slices(tokens))
+    def longest_copy(self, piece: GridPiece) -> int:
+        """Length, in onsets, of the longest run of ``piece`` found in a training piece (transposed or not)."""
+        symbols = invariant_symbols(piece)
         shapes_before = [0]  # shapes_before[i]: shape symbols among the first i symbols
         for _, is_shape in symbols:
             shapes_before.append(shapes_before[-1] + is_shape)

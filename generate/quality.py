@@ -4,8 +4,8 @@ After "On the evaluation of generative models in music" (Yang & Lerch, 2018; the
 each piece is described by a few musical features; for each feature, the distances between
 training pieces (intra-set) and between generated and training pieces (inter-set) are smoothed
 into two densities (Gaussian KDE), and their **overlap area** (0..1) says how much the batch
-looks like the training set on that feature. Both sides are read in the token domain (pieces
-moved to C major / A minor, times in beats), so the comparison is like with like.
+looks like the training set on that feature. Both sides are read in the token domain (notes on
+the beat grid, times in beats), so the comparison is like with like.
 
 Features: pitch count (distinct pitches used), pitch-class histogram, pitch range, average
 pitch interval (mean absolute step between successive onsets' top notes), average inter-onset
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from train.tokens import DURATIONS, STEPS_PER_BEAT, Slice
+from train.tokens import GridPiece, TokenizerConfig
 
 FEATURES = ("pitch_count", "pitch_class_histogram", "pitch_range", "avg_pitch_interval", "avg_ioi", "note_length")
 
@@ -30,28 +30,27 @@ class PieceFeatures:
     values: dict[str, np.ndarray]  # feature -> a vector (scalars as length-1 vectors)
 
 
-def piece_features(slices: Sequence[Slice]) -> PieceFeatures:
-    """The six features of one piece given as chord/rest slices."""
-    pitches = [p for s in slices for p in s.pitches]
-    onsets, tops, lengths, step = [], [], [], 0
-    for piece in slices:
-        if piece.pitches:
-            onsets.append(step)
-            tops.append(max(piece.pitches))
-            lengths += [piece.steps] * len(piece.pitches)
-        step += piece.steps
+def piece_features(piece: GridPiece, config: TokenizerConfig) -> PieceFeatures:
+    """The six features of one piece on the grid."""
+    pitches = [n.pitch for n in piece.notes]
+    tops: dict[int, int] = {}
+    for n in piece.notes:
+        tops[n.step] = max(tops.get(n.step, 0), n.pitch)
+    onsets = sorted(tops)
+    top_line = [tops[s] for s in onsets]
     histogram = np.bincount(np.array(pitches, dtype=int) % 12, minlength=12).astype(float) if pitches else np.zeros(12)
-    bins = sorted(DURATIONS)
+    bins = np.array(sorted(config.durations), float)
     length_hist = np.zeros(len(bins))
-    for length in lengths:
-        length_hist[int(np.argmin([abs(length - b) for b in bins]))] += 1
+    for n in piece.notes:
+        length_hist[int(np.argmin(np.abs(np.log2(bins) - np.log2(n.steps))))] += 1
+    spb = config.steps_per_beat
     return PieceFeatures(
         {
             "pitch_count": np.array([len(set(pitches))], float),
             "pitch_class_histogram": histogram / max(histogram.sum(), 1.0),
             "pitch_range": np.array([max(pitches) - min(pitches) if pitches else 0], float),
-            "avg_pitch_interval": np.array([np.mean(np.abs(np.diff(tops))) if len(tops) > 1 else 0.0]),
-            "avg_ioi": np.array([np.mean(np.diff(onsets)) / STEPS_PER_BEAT if len(onsets) > 1 else 0.0]),
+            "avg_pitch_interval": np.array([np.mean(np.abs(np.diff(top_line))) if len(top_line) > 1 else 0.0]),
+            "avg_ioi": np.array([np.mean(np.diff(onsets)) / spb if len(onsets) > 1 else 0.0]),
             "note_length": length_hist / max(length_hist.sum(), 1.0),
         }
     )
@@ -82,10 +81,12 @@ def overlap_area(intra: np.ndarray, inter: np.ndarray, *, points: int = 512) -> 
     return float(np.clip(np.trapz(overlap, grid), 0.0, 1.0))
 
 
-def quality_report(training: Sequence[Sequence[Slice]], generated: Sequence[Sequence[Slice]]) -> dict[str, Any]:
+def quality_report(
+    training: Sequence[GridPiece], generated: Sequence[GridPiece], config: TokenizerConfig
+) -> dict[str, Any]:
     """Per feature: the overlap area and the mean intra-set (training) and inter-set distances."""
-    train_features = [piece_features(p) for p in training if p]
-    batch_features = [piece_features(p) for p in generated if p]
+    train_features = [piece_features(p, config) for p in training if p.notes]
+    batch_features = [piece_features(p, config) for p in generated if p.notes]
     report: dict[str, Any] = {}
     for name in FEATURES:
         a = [f.values[name] for f in train_features]

@@ -11,7 +11,6 @@ from music21 import corpus, instrument, note, stream, tempo
 
 from generate.audio import encode_mp3, normalise, trim_silence
 from generate.synth import render_wav
-from train.dataset import Piece
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +118,3 @@ def corpus_midis(out_dir: Path, names: tuple[str, ...]) -> list[Path]:
                 continue
         written.append(path)
     return written
-
-
-def corpus_training_pieces(folder: Path, count: int) -> list[Piece]:
-    """``count`` chorales tokenised as the pipeline tokenises transcriptions (moved to C major / A minor)."""
-    import pretty_midi
-
-    from train.training import piece_tokens
-    from transcribe.analysis import estimate_key
-    from transcribe.notes import NoteEvent
-
-    pieces = []
-    for i, path in enumerate(corpus_midis(folder, chorale_names(count))):
-        midi = pretty_midi.PrettyMIDI(str(path))
-        notes = [NoteEvent(n.start, n.end, n.pitch) for inst in midi.instruments for n in inst.notes]
-        pieces.append(Piece(i, piece_tokens(path, estimate_key(notes)), round(midi.estimate_tempo(), 1)))
-    return pieces

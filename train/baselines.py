@@ -1,7 +1,9 @@
 """Validation scores on one set of targets: the pipeline's model and the two baselines it must beat.
 
-Every score is the mean negative log-likelihood (nats per token) of the validation stream's
-next tokens, positions 1 to the end, so all three are read on exactly the same targets:
+Every score is the negative log-likelihood of the validation stream's next tokens, positions 1 to
+the end, so all three are read on exactly the same targets; it is given per token and per note
+(all nats over the notes the stream holds: a measure two models can share even when their
+tokenizers differ, since they encode the same pieces' notes):
 
 - the pipeline's LSTM, reading the stream in windows of its training length;
 - a unigram model: add-one-smoothed token frequencies of the training stream;
@@ -26,12 +28,28 @@ class Score:
     nll: float  # nats per token
     accuracy: float
     targets: int
+    notes: int  # notes among the targets
+
+    @property
+    def nll_per_note(self) -> float:
+        return self.nll * self.targets / self.notes if self.notes else float("nan")
 
     def to_dict(self) -> dict[str, float]:
-        return {"val_loss": round(self.nll, 4), "val_accuracy": round(self.accuracy, 4), "targets": self.targets}
+        return {
+            "val_loss": round(self.nll, 4),
+            "nll_per_note": round(self.nll_per_note, 4),
+            "val_accuracy": round(self.accuracy, 4),
+            "targets": self.targets,
+            "notes": self.notes,
+        }
 
 
-def model_score(model: Any, ids: np.ndarray, seq_len: int, *, batch_size: int = 64) -> Score:
+def count_notes(ids: np.ndarray, note_ids: np.ndarray) -> int:
+    """Notes among ``ids[1:]`` (the targets): one per pitch token."""
+    return int(np.isin(ids[1:], note_ids).sum())
+
+
+def model_score(model: Any, ids: np.ndarray, seq_len: int, note_ids: np.ndarray, *, batch_size: int = 64) -> Score:
     """NLL and accuracy of a next-token model on ``ids[1:]``, read in consecutive windows of ``seq_len``.
 
     Each window starts from a fresh state, as in training; the last window may be shorter.
@@ -40,7 +58,7 @@ def model_score(model: Any, ids: np.ndarray, seq_len: int, *, batch_size: int = 
 
     starts = list(range(0, max(len(ids) - 1, 0), seq_len))
     if not starts:
-        return Score(float("nan"), 0.0, 0)
+        return Score(float("nan"), 0.0, 0, 0)
     x = np.zeros((len(starts), seq_len), np.int32)
     y = np.zeros((len(starts), seq_len), np.int32)
     mask = np.zeros((len(starts), seq_len), bool)
@@ -57,15 +75,16 @@ def model_score(model: Any, ids: np.ndarray, seq_len: int, *, batch_size: int = 
         total += float(-picked[rows_m].sum())
         correct += int((log_probs.argmax(-1) == rows_y)[rows_m].sum())
     n = int(mask.sum())
-    return Score(total / n, correct / n, n)
+    return Score(total / n, correct / n, n, count_notes(ids, note_ids))
 
 
-def unigram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) -> Score:
+def unigram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, note_ids: np.ndarray) -> Score:
     """Add-one-smoothed training token frequencies, scored on ``val_ids[1:]``."""
     counts = np.bincount(train_ids, minlength=vocab_size).astype(np.float64) + 1.0
     log_probs = np.log(counts / counts.sum())
     targets = val_ids[1:]
-    return Score(float(-log_probs[targets].mean()), float((targets == counts.argmax()).mean()), len(targets))
+    accuracy = float((targets == counts.argmax()).mean())
+    return Score(float(-log_probs[targets].mean()), accuracy, len(targets), count_notes(val_ids, note_ids))
 
 
 def build_prototype(vocab_size: int, *, window: int = PROTOTYPE_WINDOW, seed: int = 0) -> Any:
@@ -97,6 +116,7 @@ def prototype_score(
     train_ids: np.ndarray,
     val_ids: np.ndarray,
     vocab_size: int,
+    note_ids: np.ndarray,
     *,
     epochs: int,
     max_windows: int = 2048,
@@ -128,5 +148,6 @@ def prototype_score(
     targets = np.arange(1, len(val_ids))
     probs = model.predict(_prototype_inputs(val_ids, targets, vocab_size, PROTOTYPE_WINDOW), batch_size=256, verbose=0)
     picked = np.clip(probs[np.arange(len(targets)), val_ids[targets]], 1e-12, 1.0)
-    score = Score(float(-np.log(picked).mean()), float((probs.argmax(-1) == val_ids[targets]).mean()), len(targets))
+    accuracy = float((probs.argmax(-1) == val_ids[targets]).mean())
+    score = Score(float(-np.log(picked).mean()), accuracy, len(targets), count_notes(val_ids, note_ids))
     return score, {"epochs": len(history.history["loss"]), "windows": len(chosen), "seconds": round(seconds, 1)}

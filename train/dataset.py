@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from train.tokens import TokenizerConfig, token_pitch, transposition_range
 from train.vocab import SEP, Vocabulary, style_token
 
 DEFAULT_STYLE = "default"
@@ -51,10 +52,43 @@ def piece_ids(piece: Piece, vocab: Vocabulary) -> np.ndarray:
     return np.concatenate([[vocab.index[SEP], style], vocab.encode(piece.tokens)]).astype(np.int32)
 
 
-def stream_ids(pieces: Sequence[Piece], vocab: Vocabulary) -> np.ndarray:
-    """All pieces' ids in one stream, each opened by the separator and its style token."""
-    parts = [piece_ids(p, vocab) for p in pieces]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+@dataclass(frozen=True)
+class IdStream:
+    """All pieces' ids in one stream, and for every id the transpositions its piece allows."""
+
+    ids: np.ndarray
+    low: np.ndarray  # lowest allowed shift (semitones) at each id
+    high: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def stream_ids(pieces: Sequence[Piece], vocab: Vocabulary, config: TokenizerConfig) -> IdStream:
+    """The pieces' ids back to back, each opened by the separator and its style token."""
+    parts, lows, highs = [], [], []
+    for piece in pieces:
+        ids = piece_ids(piece, vocab)
+        low, high = transposition_range(piece.tokens, config)
+        parts.append(ids)
+        lows.append(np.full(len(ids), low, np.int32))
+        highs.append(np.full(len(ids), high, np.int32))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int32)
+        return IdStream(empty, empty, empty)
+    return IdStream(np.concatenate(parts), np.concatenate(lows), np.concatenate(highs))
+
+
+def shift_table(vocab: Vocabulary, config: TokenizerConfig) -> np.ndarray:
+    """(2 * max_shift, vocabulary) ids: row ``s + max_shift`` maps every id to its id moved by ``s`` semitones."""
+    shifts = range(-config.max_shift, config.max_shift)
+    table = np.tile(np.arange(len(vocab), dtype=np.int32), (len(shifts), 1))
+    for row, shift in enumerate(shifts):
+        for token, i in vocab.index.items():
+            pitch = token_pitch(token)
+            if pitch is not None:
+                table[row, i] = vocab.index.get(f"Pitch_{pitch + shift}", i)
+    return table
 
 
 def window_count(n_ids: int, seq_len: int, stride: int) -> int:
@@ -62,24 +96,44 @@ def window_count(n_ids: int, seq_len: int, stride: int) -> int:
 
 
 def streaming_dataset(
-    ids: np.ndarray, *, seq_len: int, stride: int, batch_size: int, shuffle: bool, seed: int, shuffle_buffer: int = 4096
+    stream: IdStream,
+    *,
+    seq_len: int,
+    stride: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shifts: np.ndarray | None = None,
+    shuffle_buffer: int = 4096,
 ) -> Any:
     """(inputs, next-token targets) windows cut from the id stream as they are read.
 
     Only the id stream itself is held (not ``seq_len`` copies of it): windows start every
-    ``stride`` ids, are shuffled through a bounded buffer, batched and prefetched.
+    ``stride`` ids, are shuffled through a bounded buffer, batched and prefetched. With ``shifts``
+    (see :func:`shift_table`) every window is transposed by a random shift that keeps all of its
+    pieces in range, drawn anew each epoch: the model learns every key, not one normalised key.
     """
     import tensorflow as tf
 
+    ids, low, high = stream.ids, stream.low, stream.high
     if len(ids) < seq_len + 1:
-        ids = np.concatenate([ids, np.zeros(seq_len + 1 - len(ids), dtype=np.int32)])
-    ids_t = tf.constant(ids, tf.int32)
+        pad = seq_len + 1 - len(ids)
+        ids = np.concatenate([ids, np.zeros(pad, dtype=np.int32)])
+        low, high = (np.concatenate([a, np.zeros(pad, dtype=np.int32)]) for a in (low, high))
+    ids_t, low_t, high_t = (tf.constant(a, tf.int32) for a in (ids, low, high))
+    table = tf.constant(shifts, tf.int32) if shifts is not None else None
+    offset = (shifts.shape[0] // 2) if shifts is not None else 0
     starts = tf.data.Dataset.range(0, len(ids) - seq_len, stride)
     if shuffle:
         starts = starts.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def cut(start: Any) -> tuple[Any, Any]:
         window = tf.reshape(ids_t[start : start + seq_len + 1], [seq_len + 1])  # a static shape for Keras
+        if table is not None:
+            lo = tf.reduce_max(low_t[start : start + seq_len + 1])
+            hi = tf.reduce_min(high_t[start : start + seq_len + 1])
+            shift = tf.random.uniform([], minval=lo, maxval=tf.maximum(hi, lo) + 1, dtype=tf.int32, seed=seed)
+            window = tf.gather(table[shift + offset], window)
         return window[:-1], window[1:]
 
     return starts.map(cut, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

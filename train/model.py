@@ -1,4 +1,4 @@
-"""The LSTM over note/chord tokens, its saved form, and a stateful batch sampler."""
+"""The stacked LSTM over note tokens, its saved form, and a grammar-masked, stateful batch sampler."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from train.vocab import Vocabulary
+from train.tokens import BAR, TokenizerConfig
+from train.vocab import SEP, Vocabulary
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,20 +22,22 @@ class ModelConfig:
     """Everything needed to rebuild and use a trained model; saved as config.json beside the weights."""
 
     vocab_size: int
-    embedding: int = 96
-    units: int = 256
+    embedding: int = 128
+    units: tuple[int, ...] = (256, 256)  # one LSTM layer per entry
     dropout: float = 0.2
-    seq_len: int = 64
-    learning_rate: float = 3e-3
-    temperature: float = 1.0  # sampling defaults
-    top_p: float = 0.95
+    seq_len: int = 192
+    learning_rate: float = 2e-3
     tempos: list[float] = field(default_factory=list)  # the training pieces' tempos, drawn per track
     styles: dict[str, list[float]] = field(default_factory=dict)  # style -> its pieces' tempos
-    steps_per_token: float = 2.0  # mean grid steps per token in training, to size generation
+    tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**{**data, "units": tuple(data["units"])})
 
 
 def build_model(config: ModelConfig) -> Any:
@@ -43,12 +46,13 @@ def build_model(config: ModelConfig) -> Any:
     tf.keras.utils.set_random_seed(config.seed)
     inputs = tf.keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = tf.keras.layers.Embedding(config.vocab_size, config.embedding, name="embedding")(inputs)
-    x = tf.keras.layers.LSTM(config.units, return_sequences=True, name="lstm")(x)
-    x = tf.keras.layers.Dropout(config.dropout, name="dropout")(x)
+    for number, units in enumerate(config.units):
+        x = tf.keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{number}")(x)
+        x = tf.keras.layers.Dropout(config.dropout, name=f"dropout_{number}")(x)
     logits = tf.keras.layers.Dense(config.vocab_size, name="logits")(x)
     model = tf.keras.Model(inputs, logits, name="tunesmith_lstm")
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate),
+        optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=1.0),
         loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["sparse_categorical_accuracy"],
     )
@@ -58,15 +62,13 @@ def build_model(config: ModelConfig) -> Any:
 def warm_start_weights(model: Any, vocab: Vocabulary, previous: SavedModel) -> int:
     """Copy ``previous``'s weights into ``model`` where they fit; return how many tokens carried over.
 
-    The LSTM's weights carry over whole when the sizes match; the embedding rows and the output
-    layer's columns carry over token by token (a token new to this vocabulary keeps its fresh
-    initialisation). Different layer sizes: nothing carries over and 0 is returned.
+    The LSTM layers carry over whole when their sizes match; the embedding rows and the output
+    layer's columns carry over token by token (a token new to this vocabulary, such as a new
+    style, keeps its fresh initialisation). Different layer sizes: nothing carries over, 0.
     """
     old = previous.model
-    if (previous.config.embedding, previous.config.units) != (
-        model.get_layer("embedding").output_dim,
-        model.get_layer("lstm").units,
-    ):
+    sizes = (model.get_layer("embedding").output_dim, tuple(_lstm_units(model)))
+    if sizes != (previous.config.embedding, tuple(previous.config.units)):
         return 0
     shared = [(i, previous.vocab.index[t]) for i, t in enumerate(vocab.tokens) if t in previous.vocab.index]
     if not shared:
@@ -75,7 +77,9 @@ def warm_start_weights(model: Any, vocab: Vocabulary, previous: SavedModel) -> i
     (embedding,) = model.get_layer("embedding").get_weights()
     embedding[new_rows] = old.get_layer("embedding").get_weights()[0][old_rows]
     model.get_layer("embedding").set_weights([embedding])
-    model.get_layer("lstm").set_weights(old.get_layer("lstm").get_weights())
+    for number in range(len(previous.config.units)):
+        name = f"lstm_{number}"
+        model.get_layer(name).set_weights(old.get_layer(name).get_weights())
     kernel, bias = model.get_layer("logits").get_weights()
     old_kernel, old_bias = old.get_layer("logits").get_weights()
     kernel[:, new_rows], bias[new_rows] = old_kernel[:, old_rows], old_bias[old_rows]
@@ -83,28 +87,99 @@ def warm_start_weights(model: Any, vocab: Vocabulary, previous: SavedModel) -> i
     return len(shared)
 
 
+def _lstm_units(model: Any) -> list[int]:
+    return [layer.units for layer in model.layers if layer.name.startswith("lstm_")]
+
+
 @dataclass
 class SavedModel:
     config: ModelConfig
     vocab: Vocabulary
+    tokenizer: TokenizerConfig
     model: Any
 
-    def save(self, folder: Path) -> Path:
-        """Weights, vocabulary and config together in ``folder`` (written to a temp folder, then renamed)."""
+    def save(self, folder: Path, *, extra: dict[str, Any] | None = None) -> Path:
+        """Weights, vocabulary, tokenizer and config together in ``folder`` (a temp folder, then renamed).
+
+        ``extra`` files (name -> JSON-able data) are written beside them, such as the training settings.
+        """
         tmp = folder.with_name(f".{folder.name}.tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(str(tmp / "weights.h5"))
         self.vocab.save(tmp / "vocab.json")
+        self.tokenizer.save(tmp / "tokenizer.json")
         (tmp / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2), encoding="utf-8")
+        for name, data in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
         tmp.replace(folder)
         return folder
 
     @classmethod
     def load(cls, folder: Path) -> SavedModel:
-        config = ModelConfig(**json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        config = ModelConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
         model = build_model(config)
         model.load_weights(str(folder / "weights.h5"))
-        return cls(config=config, vocab=Vocabulary.load(folder / "vocab.json"), model=model)
+        return cls(
+            config=config,
+            vocab=Vocabulary.load(folder / "vocab.json"),
+            tokenizer=TokenizerConfig.load(folder / "tokenizer.json"),
+            model=model,
+        )
+
+
+# Token kinds for the grammar, and which kind may follow which.
+SPECIAL, METER, BAR_KIND, POS, PITCH, DUR = range(6)
+FOLLOWS = {
+    SPECIAL: (METER,),
+    METER: (BAR_KIND,),
+    BAR_KIND: (BAR_KIND, POS),
+    POS: (PITCH,),
+    PITCH: (DUR,),
+    DUR: (PITCH, POS, BAR_KIND),
+}
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Per-token kind and value arrays and the kind-to-kind table the sampler masks with."""
+
+    kinds: np.ndarray  # (vocabulary,) kind of each token
+    values: np.ndarray  # meter, position or pitch of each token (0 otherwise)
+    follows: np.ndarray  # (kinds, kinds) 1 where the column kind may follow the row kind
+
+    @classmethod
+    def of(cls, vocab: Vocabulary) -> Grammar:
+        kinds = np.full(len(vocab), SPECIAL, np.int32)
+        values = np.zeros(len(vocab), np.int32)
+        for i, token in enumerate(vocab.tokens):
+            name, _, value = token.partition("_")
+            kind = {"Meter": METER, "Pos": POS, "Pitch": PITCH, "Dur": DUR}.get(name)
+            if token == BAR:
+                kind = BAR_KIND
+            if kind is not None:
+                kinds[i] = kind
+                values[i] = int(value) if value.isdigit() else 0
+        follows = np.zeros((6, 6), np.float32)
+        for before, after in FOLLOWS.items():
+            follows[before, list(after)] = 1.0
+        return cls(kinds, values, follows)
+
+    def valid(self, ids: np.ndarray, steps_per_beat: int) -> bool:
+        """Whether a sampled sequence (after its prompt) obeys the grammar: every step would have decoded."""
+        kind, position, pitch, meter = SPECIAL, -1, 128, 4
+        for i in ids:
+            k, v = int(self.kinds[i]), int(self.values[i])
+            if not self.follows[kind, k]:
+                return False
+            if k == POS and not (position < v < meter * steps_per_beat):
+                return False
+            if k == PITCH and v >= pitch:
+                return False
+            kind = k
+            meter = v if k == METER else meter
+            position = -1 if k == BAR_KIND else v if k == POS else position
+            pitch = 128 if k == POS else v if k == PITCH else pitch
+        return True
 
 
 def sample(
@@ -119,33 +194,65 @@ def sample(
 ) -> np.ndarray:
     """Sample ``batch`` sequences of ``steps`` tokens at once, one LSTM step per token.
 
-    The LSTM state is carried from step to step (nothing is re-read), and the whole loop
-    runs inside one ``tf.function`` graph. ``prompt`` is a (batch, n) array of ids to start
-    from; without one each sequence starts from the piece separator. Special tokens are
-    never sampled.
+    The LSTM states are carried from step to step (nothing is re-read) and the whole loop runs in
+    one ``tf.function`` graph. Tokens that cannot follow are masked before sampling, so every
+    sequence decodes: after a meter a bar, after a bar a position or a bar, after a position a
+    pitch, after a pitch its duration, after a duration a lower pitch at the same position, a later
+    position in the bar (within the meter) or a bar. ``prompt`` is a (batch, n) array of ids to
+    start from (the state is primed on it); without one each sequence starts from the separator.
     """
     import tensorflow as tf
 
     model, vocab = saved.model, saved.vocab
-    embedding, lstm, dense = (model.get_layer(n) for n in ("embedding", "lstm", "logits"))
-    units = saved.config.units
-    specials = set(vocab.special_ids())
-    banned = tf.constant([[-1e9 if i in specials else 0.0 for i in range(len(vocab))]])
+    embedding, dense = model.get_layer("embedding"), model.get_layer("logits")
+    cells = [model.get_layer(f"lstm_{n}").cell for n in range(len(saved.config.units))]
+    grammar = Grammar.of(vocab)
+    kinds = tf.constant(grammar.kinds)
+    values = tf.constant(grammar.values)
+    follows = tf.constant(grammar.follows)
+    spb = saved.tokenizer.steps_per_beat
     if prompt is None:
-        prompt = np.full((batch, 1), vocab.index["<sep>"], dtype=np.int32)
+        prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
+
+    def advance(token: tf.Tensor, states: list[list[tf.Tensor]]) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
+        x = embedding(token)
+        new_states = []
+        for cell, state in zip(cells, states, strict=True):
+            x, state = cell(x, state, training=False)
+            new_states.append(state)
+        return x, new_states
+
+    def track(token: tf.Tensor, grammar_state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+        kind, meter, position, pitch = grammar_state
+        k, v = tf.gather(kinds, token), tf.gather(values, token)
+        meter = tf.where(k == METER, v, meter)
+        position = tf.where(k == BAR_KIND, -1, tf.where(k == POS, v, position))
+        pitch = tf.where(k == POS, 128, tf.where(k == PITCH, v, pitch))
+        return k, meter, position, pitch
+
+    def mask(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        kind, meter, position, pitch = grammar_state
+        allowed = tf.gather(tf.gather(follows, kind), kinds, axis=1) > 0  # (batch, vocab)
+        later = (values[None, :] > position[:, None]) & (values[None, :] < (meter * spb)[:, None])
+        lower = values[None, :] < pitch[:, None]
+        allowed &= tf.where(kinds[None, :] == POS, later, True)
+        allowed &= tf.where(kinds[None, :] == PITCH, lower, True)
+        return tf.where(allowed, 0.0, -1e9)
 
     @tf.function(reduce_retracing=True)
     def run(
         prompt_ids: tf.Tensor, steps: tf.Tensor, temperature: tf.Tensor, top_p: tf.Tensor, seed: tf.Tensor
     ) -> tf.Tensor:
-        h = tf.zeros((batch, units))
-        c = tf.zeros((batch, units))
-        out = tf.zeros((batch, units))
-        for i in tf.range(tf.shape(prompt_ids)[1]):  # prime the state on the prompt
-            out, (h, c) = lstm.cell(embedding(prompt_ids[:, i]), [h, c], training=False)
+        states = [[tf.zeros((batch, c.units)), tf.zeros((batch, c.units))] for c in cells]
+        out = tf.zeros((batch, cells[-1].units))
+        zeros = tf.zeros((batch,), tf.int32)
+        grammar_state = (zeros + SPECIAL, zeros + 4, zeros - 1, zeros + 128)
+        for i in tf.range(tf.shape(prompt_ids)[1]):  # prime the states on the prompt
+            out, states = advance(prompt_ids[:, i], states)
+            grammar_state = track(prompt_ids[:, i], grammar_state)
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
-            logits = dense(out) / temperature + banned
+            logits = dense(out) / temperature + mask(grammar_state)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")
             cumulative = tf.cumsum(sorted_probs, axis=-1)
@@ -156,7 +263,8 @@ def sample(
             step_seed = tf.stack([seed, tf.cast(i, tf.int32)])
             token = tf.cast(tf.random.stateless_categorical(logits, 1, seed=step_seed)[:, 0], tf.int32)
             tokens = tokens.write(i, token)
-            out, (h, c) = lstm.cell(embedding(token), [h, c], training=False)
+            grammar_state = track(token, grammar_state)
+            out, states = advance(token, states)
         return tf.transpose(tokens.stack())
 
     result = run(

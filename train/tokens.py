@@ -1,143 +1,232 @@
-"""Note/chord tokens on a beat grid.
+"""Note-level tokens on a metrical grid (REMI: bar, position, pitch, duration).
 
-A piece is cut into vertical slices (music21's ``chordify``) on a sixteenth-note grid of the
-piece's own tempo: each slice is the set of sounding pitches (or a rest) and its length in
-grid steps. One slice is one token, ``"60.64.67_4"`` (C major triad for a beat) or ``"R_2"``
-(an eighth rest). Slices longer than the largest duration are split, so tokenising and
-de-tokenising a piece round-trips exactly on the grid.
+A piece is quantised against its own beat grid (``transcribe.beats.BeatGrid``: tracked beat times,
+meter, bar phase), four steps to a beat, and written as::
+
+    Meter_4 Bar Pos_0 Pitch_67 Dur_4 Pitch_60 Dur_8 Pos_4 Pitch_69 Dur_2 ... Bar ...
+
+one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per grid step where notes start,
+then those notes highest first (the melody is predicted before what sounds under it), each as its
+pitch and its length in steps. The vocabulary is fixed by :class:`TokenizerConfig`, saved beside
+every model, so a model always finds the tokenizer it was trained with.
+
+Why not MidiTok's REMI: MidiTok quantises against the MIDI file's own ticks and tempo map, and a
+basic-pitch transcription has one fixed tempo and no bars; its notes must be placed against the
+tracked beats first, which is the part that matters. Encoding that grid takes a page, and round-trips
+exactly (tests/train/test_tokens.py).
 """
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
+import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from transcribe.beats import BeatGrid
 from transcribe.notes import NoteEvent
 
-STEPS_PER_BEAT = 4
-DURATIONS = (16, 12, 8, 6, 4, 3, 2, 1)  # grid steps a token may last, largest first
-MAX_VOICES = 4
-REST = "R"
-PITCH_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B")
+BAR = "Bar"
+
+
+class TokenizeError(ValueError):
+    """A piece that cannot be put on the grid (no notes, or a meter the tokens cannot hold)."""
 
 
 @dataclass(frozen=True)
-class Slice:
-    pitches: tuple[int, ...]  # empty for a rest
-    steps: int
+class TokenizerConfig:
+    """The token vocabulary and grid; saved as ``tokenizer.json`` beside every model."""
+
+    version: str = "remi-1"
+    steps_per_beat: int = 4
+    meters: tuple[int, ...] = (3, 4)  # beats per bar
+    durations: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # steps a note may last
+    pitch_low: int = 21
+    pitch_high: int = 108
+    max_notes_per_position: int = 6  # the top voices and the bass are kept
+    max_shift: int = 6  # training transposes each piece by up to this many semitones either way
+
+    def __post_init__(self) -> None:
+        if self.steps_per_beat < 1 or not self.meters or not self.durations:
+            raise ValueError("a tokenizer needs steps per beat, meters and durations")
+        if not 0 <= self.pitch_low < self.pitch_high <= 127:
+            raise ValueError("pitch range must lie within MIDI's 0..127")
 
     @property
-    def is_rest(self) -> bool:
-        return not self.pitches
+    def positions(self) -> int:
+        return max(self.meters) * self.steps_per_beat
+
+    def vocabulary(self) -> list[str]:
+        """Every token this grid can write, in a fixed order."""
+        return (
+            [f"Meter_{m}" for m in self.meters]
+            + [BAR]
+            + [f"Pos_{p}" for p in range(self.positions)]
+            + [f"Pitch_{p}" for p in range(self.pitch_low, self.pitch_high + 1)]
+            + [f"Dur_{d}" for d in self.durations]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenizerConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> TokenizerConfig:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def split_steps(steps: int) -> list[int]:
-    """Greedy split of a length into allowed durations: 5 -> [4, 1], 20 -> [16, 4]."""
-    parts: list[int] = []
-    while steps > 0:
-        part = next(d for d in DURATIONS if d <= steps)
-        parts.append(part)
-        steps -= part
-    return parts
+@dataclass(frozen=True, order=True)
+class GridNote:
+    step: int  # grid steps from the first bar's downbeat
+    pitch: int
+    steps: int  # length in grid steps
 
 
-def _voices(pitches: Iterable[int]) -> tuple[int, ...]:
-    ordered = sorted(set(pitches))
-    if len(ordered) > MAX_VOICES:  # keep the bass and the top voices
-        ordered = ordered[:1] + ordered[-(MAX_VOICES - 1) :]
-    return tuple(ordered)
+@dataclass(frozen=True)
+class GridPiece:
+    """Notes on the grid, and the bar length in beats."""
+
+    meter: int
+    notes: tuple[GridNote, ...]
+
+    def bar_steps(self, config: TokenizerConfig) -> int:
+        return self.meter * config.steps_per_beat
+
+    def bars(self, config: TokenizerConfig) -> int:
+        return (max(n.step for n in self.notes) // self.bar_steps(config) + 1) if self.notes else 0
+
+    def seconds(self, bpm: float, config: TokenizerConfig) -> list[NoteEvent]:
+        """The notes timed in seconds at a steady ``bpm``."""
+        step = 60.0 / bpm / config.steps_per_beat
+        return [NoteEvent(n.step * step, (n.step + n.steps) * step, n.pitch) for n in sorted(self.notes)]
 
 
-def slices_from_midi(path: Path) -> list[Slice]:
-    """Parse a MIDI file with music21 and chordify it into grid slices (leading/trailing rests dropped)."""
-    from music21 import converter
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        score = converter.parse(str(path), quantizePost=True, quarterLengthDivisors=(STEPS_PER_BEAT,))
-        chords = score.chordify().flatten().notes
-    slices: list[Slice] = []
-    cursor: int | None = None
-    for element in chords:
-        start = round(float(element.offset) * STEPS_PER_BEAT)
-        steps = round(float(element.quarterLength) * STEPS_PER_BEAT)
-        if steps <= 0:
-            continue
-        if cursor is not None and start > cursor:
-            slices.append(Slice((), start - cursor))
-        elif cursor is not None and start < cursor:  # overlap after quantisation: shorten the start
-            start = cursor
-            steps = max(1, steps - (cursor - start))
-        slices.append(Slice(_voices(p.midi for p in element.pitches), steps))
-        cursor = start + steps
-    return merge_jitter(slices)
+def nearest_duration(steps: float, config: TokenizerConfig) -> int:
+    """The allowed length nearest to ``steps`` on a log scale (at least one step)."""
+    steps = max(steps, 1.0)
+    return min(config.durations, key=lambda d: abs(np.log2(d) - np.log2(steps)))
 
 
-def merge_jitter(slices: Sequence[Slice]) -> list[Slice]:
-    """Fold one-step slices that are only a chord's notes arriving a step apart into that chord.
+def fit_meter(meter: int, config: TokenizerConfig) -> int:
+    """Beats per bar as the tokens hold them: 2 beats pair into 4, 6 and 8 split in half.
 
-    Transcribed chords rarely start on one grid step; without this, every chord becomes two or
-    three one-step slices of its subsets and the vocabulary fills with fragments.
+    Raises:
+        TokenizeError: a meter that neither fits nor pairs or splits into one that does.
     """
-    merged: list[Slice] = []
-    for piece in slices:
-        previous = merged[-1] if merged else None
-        if previous and previous.steps == 1 and previous.pitches and set(previous.pitches) <= set(piece.pitches):
-            merged[-1] = Slice(piece.pitches, piece.steps + 1)
-        elif previous and piece.steps == 1 and piece.pitches and set(piece.pitches) <= set(previous.pitches):
-            merged[-1] = Slice(previous.pitches, previous.steps + 1)
-        else:
-            merged.append(piece)
-    return merged
+    for candidate in (meter, meter * 2, meter // 2 if meter % 2 == 0 else 0):
+        if candidate in config.meters:
+            return candidate
+    raise TokenizeError(f"a bar of {meter} beats does not fit the tokenizer's meters {config.meters}")
 
 
-def slice_tokens(slices: Sequence[Slice]) -> list[str]:
-    tokens: list[str] = []
-    for piece in slices:
-        body = ".".join(str(p) for p in piece.pitches) if piece.pitches else REST
-        tokens.extend(f"{body}_{part}" for part in split_steps(piece.steps))
+def quantise(notes: Sequence[NoteEvent], grid: BeatGrid, config: TokenizerConfig) -> GridPiece:
+    """Place notes on the grid of their tracked beats; the bar holding the first note becomes bar 0.
+
+    Raises:
+        TokenizeError: no notes inside the tokenizer's pitch range.
+    """
+    kept = [n for n in notes if config.pitch_low <= n.pitch <= config.pitch_high]
+    if not kept:
+        raise TokenizeError("no notes in the tokenizer's pitch range")
+    meter = fit_meter(grid.meter, config)
+    spb = config.steps_per_beat
+    starts = grid.beat_position(np.array([n.start for n in kept]))
+    ends = grid.beat_position(np.array([n.end for n in kept]))
+    start_steps = np.round(starts * spb).astype(int) - grid.phase * spb
+    lengths = np.maximum(np.round((ends - starts) * spb), 1)
+    return _on_grid(meter, zip(start_steps.tolist(), (n.pitch for n in kept), lengths.tolist(), strict=True), config)
+
+
+def quantise_beats(notes: Iterable[tuple[float, int, float]], meter: int, config: TokenizerConfig) -> GridPiece:
+    """Notes given as (start beat, pitch, length in beats) from the first downbeat, as in a score."""
+    spb = config.steps_per_beat
+    fitted = fit_meter(meter, config)
+    triples = [(round(start * spb), pitch, max(round(length * spb), 1)) for start, pitch, length in notes]
+    triples = [t for t in triples if config.pitch_low <= t[1] <= config.pitch_high]
+    if not triples:
+        raise TokenizeError("no notes in the tokenizer's pitch range")
+    return _on_grid(fitted, triples, config)
+
+
+def _on_grid(meter: int, triples: Iterable[tuple[int, int, float]], config: TokenizerConfig) -> GridPiece:
+    """Shift so the first note's bar is bar 0, snap lengths to the allowed ones, drop doubled notes."""
+    triples = list(triples)
+    bar = meter * config.steps_per_beat
+    first_bar = min(step for step, _, _ in triples) // bar
+    seen: dict[tuple[int, int], int] = {}
+    for step, pitch, length in triples:
+        key = (step - first_bar * bar, pitch)
+        seen[key] = max(seen.get(key, 0), nearest_duration(length, config))
+    return GridPiece(meter, tuple(sorted(GridNote(s, p, d) for (s, p), d in seen.items())))
+
+
+def encode(piece: GridPiece, config: TokenizerConfig) -> list[str]:
+    """The piece's tokens: its meter, then bar by bar the positions and their notes, highest first."""
+    bar = piece.bar_steps(config)
+    at: dict[int, list[GridNote]] = defaultdict(list)
+    for n in piece.notes:
+        at[n.step].append(n)
+    tokens = [f"Meter_{piece.meter}"]
+    for number in range(piece.bars(config)):
+        tokens.append(BAR)
+        for step in range(number * bar, (number + 1) * bar):
+            if step not in at:
+                continue
+            notes = sorted(at[step], key=lambda n: -n.pitch)
+            if len(notes) > config.max_notes_per_position:  # keep the top voices and the bass
+                notes = notes[: config.max_notes_per_position - 1] + notes[-1:]
+            tokens.append(f"Pos_{step - number * bar}")
+            for n in notes:
+                tokens += [f"Pitch_{n.pitch}", f"Dur_{nearest_duration(n.steps, config)}"]
     return tokens
 
 
-def parse_token(token: str) -> Slice | None:
-    """The slice a token stands for; ``None`` for special tokens such as ``<sep>``."""
-    body, _, steps = token.rpartition("_")
-    if not body or not steps.isdigit():
-        return None
-    pitches = () if body == REST else tuple(int(p) for p in body.split("."))
-    return Slice(pitches, int(steps))
+def decode(tokens: Iterable[str], config: TokenizerConfig) -> GridPiece:
+    """The notes a token sequence stands for; tokens out of order (a pitch with no position) are skipped."""
+    meter, bar, position, pitch = max(config.meters), -1, None, None
+    notes: list[GridNote] = []
+    for token in tokens:
+        kind, _, value = token.partition("_")
+        if kind == "Meter" and bar < 0:
+            meter = int(value)
+        elif token == BAR:
+            bar, position, pitch = bar + 1, None, None
+        elif kind == "Pos" and bar >= 0:
+            position, pitch = int(value), None
+        elif kind == "Pitch" and position is not None:
+            pitch = int(value)
+        elif kind == "Dur" and pitch is not None and position is not None:
+            notes.append(GridNote(bar * meter * config.steps_per_beat + position, pitch, int(value)))
+            pitch = None
+    return GridPiece(meter, tuple(sorted(notes)))
 
 
-def token_slices(tokens: Iterable[str]) -> list[Slice]:
-    return [s for s in (parse_token(t) for t in tokens) if s is not None]
+def token_pitch(token: str) -> int | None:
+    kind, _, value = token.partition("_")
+    return int(value) if kind == "Pitch" else None
 
 
-def transpose_token(token: str, semitones: int) -> str:
-    piece = parse_token(token)
-    if piece is None or piece.is_rest or semitones == 0:
-        return token
-    shifted = [min(127, max(0, p + semitones)) for p in piece.pitches]
-    return f"{'.'.join(str(p) for p in sorted(set(shifted)))}_{piece.steps}"
+def transposition_range(tokens: Sequence[str], config: TokenizerConfig) -> tuple[int, int]:
+    """The semitone shifts (low, high) within ``max_shift`` that keep every pitch in the tokenizer's range."""
+    pitches = [p for p in (token_pitch(t) for t in tokens) if p is not None]
+    if not pitches:
+        return 0, 0
+    low = max(-config.max_shift, config.pitch_low - min(pitches))
+    high = min(config.max_shift - 1, config.pitch_high - max(pitches))
+    return (low, high) if low <= high else (0, 0)
 
 
-def key_shift(key: str | None) -> int:
-    """Semitones that take a key (``"G major"``, ``"E minor"``) to C major or A minor, in -5..6."""
-    if not key:
-        return 0
-    tonic, _, mode = key.partition(" ")
-    names = {name: i for i, name in enumerate(PITCH_NAMES)} | {"D-": 1, "D#": 3, "G-": 6, "G#": 8, "A#": 10, "C-": 11}
-    index = names.get(tonic.upper()[:1] + tonic[1:], 0)
-    target = 9 if mode == "minor" else 0
-    shift = (target - index) % 12
-    return shift - 12 if shift > 6 else shift
-
-
-def slice_notes(slices: Sequence[Slice]) -> list[NoteEvent]:
-    """The slices as notes timed in beats (one note per pitch of each slice)."""
-    notes, step = [], 0
-    for piece in slices:
-        notes += [NoteEvent(step / STEPS_PER_BEAT, (step + piece.steps) / STEPS_PER_BEAT, p) for p in piece.pitches]
-        step += piece.steps
-    return notes
+def transpose(tokens: Sequence[str], semitones: int) -> list[str]:
+    """The tokens with every pitch moved by ``semitones``."""
+    return [f"Pitch_{p + semitones}" if (p := token_pitch(t)) is not None else t for t in tokens]

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState, Transcription
-from train.baselines import model_score, prototype_score, unigram_score
-from train.dataset import DEFAULT_STYLE, Piece, split_pieces, stream_ids, streaming_dataset, window_count
+from db.queries import current_model
+from train.base import BASE_NAME, base_model_folder
+from train.baselines import Score, model_score, prototype_score, unigram_score
+from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
-from train.tokens import Slice, key_shift, slice_tokens, slices_from_midi, transpose_token
+from train.pieces import PIECES_FILE, save_pieces
+from train.tokens import BAR, TokenizeError, TokenizerConfig, encode, quantise
 from train.vocab import Vocabulary
+from transcribe.basic_pitch import read_midi
+from transcribe.beats import BeatGrid, grid_from_notes
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +37,49 @@ class TrainingError(Exception):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 40
+    """How a model is trained; saved as ``train_settings.json`` beside every model."""
+
+    epochs: int = 30
     # Windows per step: large batches keep the CPU's matmuls efficient (bench/train.py), but every epoch
     # should still take at least ``min_steps`` steps, so a small dataset gets smaller batches.
-    batch_size: int = 128
+    batch_size: int = 64
     min_batch_size: int = 16
     min_steps: int = 20
-    seq_len: int = 64
-    stride: int = 4
+    seq_len: int = 192
+    stride: int = 24
     validation_share: float = 0.2
-    min_count: int = 2
-    embedding: int = 96
-    units: int = 256
+    embedding: int = 128
+    units: tuple[int, ...] = (256, 256)  # stacked LSTM layers (bench/train.py --sweep chose these)
     dropout: float = 0.2
-    learning_rate: float = 3e-3
-    patience: int = 6
+    learning_rate: float = 2e-3
+    patience: int = 4
     min_pieces: int = 2
     seed: int = 0
+    augment: bool = True  # every window in a random key that fits its pieces' range
     warm_start: bool = True  # start from the current model's weights where the vocabulary allows
+    # With no current model and fewer accepted pieces than this, fine-tune the shipped base model
+    # (train/base_model, trained on public-domain corpus music) instead of starting from nothing.
+    base_below: int = 400
     # The earlier prototype's architecture as a baseline: at most this many epochs / seconds (0 skips it).
     prototype_epochs: int = 4
     prototype_seconds: float = 90.0
     # Train only on sources whose licence (as yt-dlp reports it) contains this text, case-insensitively,
     # e.g. "Creative Commons" (YouTube's "Creative Commons Attribution license (reuse allowed)").
     licence: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.min_batch_size < 1 or self.min_steps < 1:
+            raise ValueError("epochs and batch sizes must be at least 1")
+        if self.seq_len < 8 or self.stride < 1:
+            raise ValueError("seq_len must be at least 8 and stride at least 1")
+        if not 0.0 < self.validation_share < 1.0:
+            raise ValueError(f"validation_share must lie strictly between 0 and 1, not {self.validation_share}")
+        if not self.units or min(self.units) < 1 or self.embedding < 1:
+            raise ValueError("a model needs at least one LSTM layer and positive sizes")
+        if not 0.0 <= self.dropout < 1.0 or self.learning_rate <= 0:
+            raise ValueError("dropout must lie in [0, 1) and the learning rate be positive")
+        if self.min_pieces < 2:
+            raise ValueError("training needs at least 2 pieces (one to validate on)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,25 +99,24 @@ class AcceptedPiece:
     source_id: int
     midi_path: str
     tempo: float
-    key: str | None
+    grid: dict[str, Any] | None
     style: str
 
 
-def piece_tokens(midi_path: Path, key: str | None) -> list[str]:
-    """A transcription's tokens, transposed to C major / A minor so a small dataset shares its chords."""
-    return key_tokens(slices_from_midi(midi_path), key)
+def piece_tokens(midi_path: Path, grid: BeatGrid | None, tokenizer: TokenizerConfig) -> list[str]:
+    """A transcription's tokens on its beat grid (derived from its notes when it has none stored).
 
-
-def key_tokens(slices: Sequence[Slice], key: str | None) -> list[str]:
-    """The slices' tokens, moved from ``key`` to C major / A minor."""
-    shift = key_shift(key)
-    return [transpose_token(t, shift) for t in slice_tokens(slices)]
+    Raises:
+        TokenizeError: no notes in range, or a meter the tokenizer cannot hold.
+    """
+    notes = read_midi(midi_path)
+    return encode(quantise(notes, grid or grid_from_notes(notes), tokenizer), tokenizer)
 
 
 def accepted_pieces(session: Session, licence: str | None = None) -> list[AcceptedPiece]:
-    """Every accepted source with its MIDI, tempo, key and style (its first playlist's); ``licence``'d ones if given."""
+    """Every accepted source with its MIDI, tempo, grid and style (its first playlist's), ``licence``'d if given."""
     query = (
-        select(Source.id, Transcription.midi_path, Transcription.tempo, Transcription.features)
+        select(Source.id, Transcription.midi_path, Transcription.tempo, Transcription.grid)
         .join(Transcription, Transcription.source_id == Source.id)
         .where(Source.state == SourceState.ACCEPTED)
         .order_by(Source.id)
@@ -105,22 +129,47 @@ def accepted_pieces(session: Session, licence: str | None = None) -> list[Accept
     ):
         styles.setdefault(source_id, style)
     return [
-        AcceptedPiece(sid, path, tempo or 120.0, (features or {}).get("key"), styles.get(sid, DEFAULT_STYLE))
-        for sid, path, tempo, features in session.execute(query)
+        AcceptedPiece(sid, path, (grid or {}).get("tempo") or tempo or 120.0, grid, styles.get(sid, DEFAULT_STYLE))
+        for sid, path, tempo, grid in session.execute(query)
     ]
 
 
-def load_pieces(rows: Sequence[AcceptedPiece]) -> list[Piece]:
-    pieces = []
+def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tuple[list[Piece], Counter[str]]:
+    """The rows' token sequences; a piece that cannot be tokenised is skipped and counted by reason."""
+    pieces: list[Piece] = []
+    skipped: Counter[str] = Counter()
     for row in rows:
-        tokens = piece_tokens(Path(row.midi_path), row.key)
-        if tokens:
-            pieces.append(Piece(source_id=row.source_id, tokens=tokens, tempo=row.tempo, style=row.style))
-    return pieces
+        grid = BeatGrid.from_dict(row.grid) if row.grid else None
+        try:
+            tokens = piece_tokens(Path(row.midi_path), grid, tokenizer)
+        except TokenizeError as error:
+            log.warning("piece %d not used for training: %s", row.source_id, error)
+            skipped[str(error).split(":")[0]] += 1
+            continue
+        except OSError as error:  # the MIDI file is gone or unreadable
+            log.warning("piece %d not used for training: %s", row.source_id, error)
+            skipped["midi_unreadable"] += 1
+            continue
+        pieces.append(Piece(source_id=row.source_id, tokens=tokens, tempo=row.tempo, style=row.style))
+    return pieces, skipped
+
+
+def note_ids(vocab: Vocabulary) -> np.ndarray:
+    return np.array([i for i, t in enumerate(vocab.tokens) if t.startswith("Pitch_")], dtype=np.int32)
+
+
+def score_pieces(saved: SavedModel, pieces: Sequence[Piece]) -> Score:
+    """A model's NLL on pieces tokenised its own way (the same notes whatever its tokenizer)."""
+    stream = stream_ids(pieces, saved.vocab, saved.tokenizer)
+    return model_score(saved.model, stream.ids, saved.config.seq_len, note_ids(saved.vocab))
 
 
 def fit(
-    pieces: Sequence[Piece], settings: TrainSettings, *, warm_start: SavedModel | None = None
+    pieces: Sequence[Piece],
+    settings: TrainSettings,
+    *,
+    tokenizer: TokenizerConfig | None = None,
+    warm_start: SavedModel | None = None,
 ) -> tuple[SavedModel, dict[str, Any]]:
     """Train on ``pieces`` (split by piece) and return the model with its validation metrics and baselines.
 
@@ -131,35 +180,38 @@ def fit(
 
     if len(pieces) < settings.min_pieces:
         raise TrainingError(f"need at least {settings.min_pieces} accepted pieces to train, have {len(pieces)}")
+    tokenizer = warm_start.tokenizer if warm_start is not None else (tokenizer or TokenizerConfig())
     train_pieces, val_pieces = split_pieces(pieces, validation_share=settings.validation_share, seed=settings.seed)
     styles: dict[str, list[float]] = {}
     for piece in pieces:
         styles.setdefault(piece.style, []).append(round(piece.tempo, 1))
-    vocab = Vocabulary.build([p.tokens for p in train_pieces], styles=styles, min_count=settings.min_count)
-    train_ids, val_ids = stream_ids(train_pieces, vocab), stream_ids(val_pieces, vocab)
-    steps = [int(t.rpartition("_")[2]) for p in train_pieces for t in p.tokens]
+    inherited = warm_start.vocab.styles if warm_start is not None else []
+    vocab = Vocabulary.build(tokenizer, styles=[*styles, *inherited])
+    train_stream = stream_ids(train_pieces, vocab, tokenizer)
+    val_stream = stream_ids(val_pieces, vocab, tokenizer)
+    bars = sum(t == BAR for p in train_pieces for t in p.tokens)
     config = ModelConfig(
         vocab_size=len(vocab),
         embedding=settings.embedding,
-        units=settings.units,
+        units=tuple(settings.units),
         dropout=settings.dropout,
         seq_len=settings.seq_len,
         learning_rate=settings.learning_rate,
         tempos=sorted({round(p.tempo, 1) for p in pieces}),
         styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
-        steps_per_token=float(np.mean(steps)) if steps else 2.0,
+        tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
         seed=settings.seed,
     )
     model = build_model(config)
     shared = warm_start_weights(model, vocab, warm_start) if warm_start is not None else 0
-    windows = window_count(len(train_ids), settings.seq_len, settings.stride)
+    windows = window_count(len(train_stream), settings.seq_len, settings.stride)
     batch_size = max(settings.min_batch_size, min(settings.batch_size, windows // settings.min_steps))
     train_data = streaming_dataset(
-        train_ids, seq_len=settings.seq_len, stride=settings.stride, batch_size=batch_size,
-        shuffle=True, seed=settings.seed,
+        train_stream, seq_len=settings.seq_len, stride=settings.stride, batch_size=batch_size, shuffle=True,
+        seed=settings.seed, shifts=shift_table(vocab, tokenizer) if settings.augment else None,
     )  # fmt: skip
     val_data = streaming_dataset(
-        val_ids, seq_len=settings.seq_len, stride=settings.seq_len, batch_size=batch_size,
+        val_stream, seq_len=settings.seq_len, stride=settings.seq_len, batch_size=batch_size,
         shuffle=False, seed=settings.seed,
     )  # fmt: skip
     started = time.perf_counter()
@@ -173,18 +225,21 @@ def fit(
         ],
     )
     seconds = time.perf_counter() - started
-    score = model_score(model, val_ids, settings.seq_len)
+    notes = note_ids(vocab)
+    score = model_score(model, val_stream.ids, settings.seq_len, notes)
     if not math.isfinite(score.nll):
         raise TrainingError(f"training diverged: validation loss {score.nll}")
     epochs = len(history.history["loss"])
+    unigram = unigram_score(train_stream.ids, val_stream.ids, len(vocab), notes)
     metrics: dict[str, Any] = {
         **score.to_dict(),
         "perplexity": round(math.exp(score.nll), 3),
-        "baselines": {"unigram": unigram_score(train_ids, val_ids, len(vocab)).to_dict()},
+        "baselines": {"unigram": unigram.to_dict()},
         "epochs": epochs,
-        "train_tokens": int(len(train_ids)),
-        "val_tokens": int(len(val_ids)),
+        "train_tokens": len(train_stream),
+        "val_tokens": len(val_stream),
         "vocab_size": len(vocab),
+        "tokenizer": tokenizer.version,
         "styles": {style: len(tempos) for style, tempos in styles.items()},
         "batch_size": batch_size,
         "train_seconds": round(seconds, 2),
@@ -194,26 +249,18 @@ def fit(
     }
     if settings.prototype_epochs > 0:
         proto, run = prototype_score(
-            train_ids, val_ids, len(vocab), epochs=settings.prototype_epochs,
+            train_stream.ids, val_stream.ids, len(vocab), notes, epochs=settings.prototype_epochs,
             budget_seconds=settings.prototype_seconds, seed=settings.seed,
         )  # fmt: skip
         metrics["baselines"]["prototype"] = proto.to_dict() | run
-    return SavedModel(config=config, vocab=vocab, model=model), metrics
+    return SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model), metrics
 
 
-def current_model(session: Session) -> ModelVersion | None:
-    return session.scalar(
-        select(ModelVersion).where(ModelVersion.is_current.is_(True)).order_by(ModelVersion.id.desc())
-    )
-
-
-def _load_current(current: ModelVersion | None) -> SavedModel | None:
-    if current is None:
-        return None
+def _load(folder: Path, what: str) -> SavedModel | None:
     try:
-        return SavedModel.load(Path(current.path))
-    except (OSError, ValueError, KeyError) as error:
-        log.warning("current model %d cannot be loaded (%s): training from scratch", current.id, error)
+        return SavedModel.load(folder)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("%s cannot be loaded (%s): training from scratch", what, error)
         return None
 
 
@@ -222,10 +269,11 @@ def train_from_catalogue(
 ) -> TrainOutcome:
     """Train on every accepted piece, unless a model was already trained on exactly those pieces.
 
-    The candidate warm-starts from the current model (where their vocabularies share tokens) and
-    is promoted only if its validation loss is not worse than the current model's on the same
-    validation pieces. Either way it is registered (with ``promoted`` in its metrics) once its
-    files are complete; a failed run registers nothing and leaves the current model in place.
+    The candidate warm-starts from the current model (or, with none and a small catalogue, from the
+    shipped base model) and is promoted only if its NLL per note is not worse than the current
+    model's on the same validation pieces, each model reading them with its own tokenizer. Either
+    way it is registered (with ``promoted`` in its metrics) once its files are complete; a failed run
+    registers nothing and leaves the current model in place.
     """
     with sessions.begin() as session:
         rows = accepted_pieces(session, settings.licence)
@@ -237,31 +285,53 @@ def train_from_catalogue(
             what = "the current model" if same.is_current else "a model that was not promoted"
             return TrainOutcome(False, f"no new pieces since model {same.id} ({what}): nothing to train", same.id)
         current_id = current.id if current else None
-        previous = _load_current(current)
-    pieces = load_pieces(rows)
-    saved, metrics = fit(pieces, settings, warm_start=previous if settings.warm_start else None)
+        current_path = Path(current.path) if current else None
+        lineage = list((current.config or {}).get("lineage", [])) if current else []
+    previous = _load(current_path, f"current model {current_id}") if current_path else None
+    start_from: SavedModel | None = None
+    if settings.warm_start and previous is not None:
+        start_from = previous
+    elif settings.warm_start and len(rows) < settings.base_below:
+        start_from = _load(base_model_folder(), "the base model")
+        lineage = [BASE_NAME] if start_from is not None else []
+    if start_from is None:
+        lineage = []
+    pieces, skipped = load_pieces(rows, start_from.tokenizer if start_from else TokenizerConfig())
+    saved, metrics = fit(pieces, settings, warm_start=start_from)
+    if not metrics["warm_start_tokens"]:  # different layer sizes: nothing carried over
+        start_from, lineage = None, []
+    metrics["skipped"] = dict(skipped)
+    metrics["started_from"] = (current_id if start_from is previous else BASE_NAME) if start_from else None
+    metrics["lineage"] = lineage
 
     promoted, verdict = True, "the first model"
     if previous is not None:
-        val_pieces = [p for p in pieces if p.source_id in set(metrics["validation_source_ids"])]
-        old = model_score(previous.model, stream_ids(val_pieces, previous.vocab), previous.config.seq_len)
+        val_ids = set(metrics["validation_source_ids"])
+        old_pieces, _ = load_pieces([r for r in rows if r.source_id in val_ids], previous.tokenizer)
+        old = score_pieces(previous, old_pieces)
         metrics["current_model"] = {"id": current_id, **old.to_dict()}
-        promoted = not math.isfinite(old.nll) or metrics["val_loss"] <= old.nll + 1e-6
+        promoted = not math.isfinite(old.nll_per_note) or metrics["nll_per_note"] <= old.nll_per_note + 1e-6
         sign = "<=" if promoted else ">"
-        verdict = f"{metrics['val_loss']:.3f} {sign} {old.nll:.3f} for model {current_id} on the same validation pieces"
+        verdict = (
+            f"{metrics['nll_per_note']:.3f} {sign} {old.nll_per_note:.3f} nats per note for model {current_id} "
+            "on the same validation pieces"
+        )
     metrics["promoted"] = promoted
-    scores = ", ".join(f"{name} {b['val_loss']:.3f}" for name, b in metrics["baselines"].items())
-    summary = f"val loss {metrics['val_loss']:.3f} nats/token ({scores})"
+    scores = ", ".join(f"{name} {b['nll_per_note']:.3f}" for name, b in metrics["baselines"].items())
+    summary = f"validation NLL {metrics['nll_per_note']:.3f} nats/note ({scores})"
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = saved.save(models_dir / f"lstm-{stamp}-{len(pieces)}p")
+    folder = models_dir / f"lstm-{stamp}-{len(pieces)}p"
+    # The pieces it saw (validation ones too: they are real pieces as well), for its originality index.
+    saved.save(folder, extra={"train_settings.json": settings.to_dict(), "lineage.json": lineage})
+    save_pieces(folder / PIECES_FILE, [p.tokens for p in pieces])
     with sessions.begin() as session:
         if promoted:
             for old_version in session.scalars(select(ModelVersion).where(ModelVersion.is_current.is_(True))):
                 old_version.is_current = False
         version = ModelVersion(
             path=str(folder),
-            config={"model": saved.config.to_dict(), "train": settings.to_dict()},
+            config={"model": saved.config.to_dict(), "train": settings.to_dict(), "lineage": lineage},
             metrics=metrics,
             source_ids=[p.source_id for p in pieces],
             is_current=promoted,
@@ -274,10 +344,3 @@ def train_from_catalogue(
     else:
         message = f"trained model {version_id} on {len(pieces)} pieces, {summary}; kept model {current_id} ({verdict})"
     return TrainOutcome(True, message, version_id, metrics, promoted)
-
-
-def training_token_streams(sessions: sessionmaker[Session], source_ids: Sequence[int]) -> list[list[str]]:
-    """The token sequences a model was trained on (for the originality index and the quality report)."""
-    with sessions.begin() as session:
-        rows = [r for r in accepted_pieces(session) if r.source_id in set(source_ids)]
-    return [piece_tokens(Path(r.midi_path), r.key) for r in rows]

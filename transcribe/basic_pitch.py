@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from db.files import atomic_path
+from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.notes import NoteEvent
 
@@ -82,6 +83,7 @@ class Transcript:
     tempo: float
     duration: float
     features: AudioFeatures
+    grid: BeatGrid  # tracked beats, meter and bar phase: what the tokens are quantised against
 
 
 def _onnx_model_path() -> Path:
@@ -157,6 +159,8 @@ class Transcriber:
             onset=onset_frames[:n_frames],
             samples=accumulator.samples,
             features=accumulator.finish(),
+            onset_envelope=accumulator.onset_envelope(),
+            envelope_fps=accumulator.frames_per_second,
         )
 
     def transcribe(self, audio_path: Path) -> Transcript:
@@ -166,11 +170,14 @@ class Transcriber:
             TranscriptionError: the file cannot be decoded or holds no audio.
         """
         posteriors = self.posteriors(audio_path)
+        notes = notes_from_posteriors(posteriors, self.settings)
+        grid = grid_from_envelope(posteriors.onset_envelope, posteriors.envelope_fps, notes, method=BEAT_METHOD)
         return Transcript(
-            notes=notes_from_posteriors(posteriors, self.settings),
+            notes=notes,
             tempo=posteriors.features.tempo,
             duration=posteriors.samples / SAMPLE_RATE,
             features=posteriors.features,
+            grid=grid,
         )
 
 
@@ -182,6 +189,8 @@ class Posteriors:
     onset: np.ndarray  # (frames, 88)
     samples: int
     features: AudioFeatures
+    onset_envelope: np.ndarray  # librosa onset strength per feature frame, for beat tracking
+    envelope_fps: float
 
 
 def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSettings) -> list[NoteEvent]:
@@ -320,3 +329,29 @@ def write_midi(notes: list[NoteEvent], tempo: float, midi_path: Path) -> Path:
     with atomic_path(midi_path) as tmp:
         midi.write(str(tmp))
     return midi_path
+
+
+def read_midi(midi_path: Path) -> list[NoteEvent]:
+    """Every note of a MIDI file (all non-drum tracks), in seconds, sorted."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(str(midi_path))
+    notes = [
+        NoteEvent(float(n.start), float(n.end), int(n.pitch), int(n.velocity))
+        for instrument in midi.instruments
+        if not instrument.is_drum
+        for n in instrument.notes
+    ]
+    return sorted(notes)
+
+
+def audio_onset_envelope(audio_path: Path, *, seconds: float = 60.0) -> tuple[np.ndarray, float]:
+    """The onset strength the transcription tracks beats over, for a file transcribed before beats were kept.
+
+    Raises:
+        TranscriptionError: ffmpeg cannot decode the file.
+    """
+    accumulator = FeatureAccumulator(SAMPLE_RATE)
+    for chunk in decode_chunks(audio_path, seconds=seconds):
+        accumulator.add(chunk)
+    return accumulator.onset_envelope(), accumulator.frames_per_second

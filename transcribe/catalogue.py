@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Source, SourceState, Transcription
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
-from transcribe.basic_pitch import Transcriber, TranscriptionError, TranscriptionSettings, write_midi
+from transcribe.basic_pitch import (
+    Transcriber,
+    TranscriptionError,
+    TranscriptionSettings,
+    audio_onset_envelope,
+    read_midi,
+    write_midi,
+)
+from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope, grid_from_notes
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class PieceResult:
     source_id: int
     midi_path: Path | None = None
     analysis: PieceAnalysis | None = None
+    grid: BeatGrid | None = None
     accepted: bool = False
     reason: str | None = None
     detail: str | None = None
@@ -97,6 +106,7 @@ def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: Filt
         job.source_id,
         midi_path=midi_path,
         analysis=analysis,
+        grid=transcript.grid,
         accepted=verdict.accepted,
         reason=verdict.reason,
         detail=verdict.detail,
@@ -126,6 +136,7 @@ def record_piece(
         row.note_count = analysis.note_count
         row.tempo = analysis.tempo
         row.features = analysis.to_dict()
+        row.grid = result.grid.to_dict() if result.grid else None
         source.duration = source.duration or analysis.duration
         if result.accepted:
             source.state, source.reason, source.reason_detail = SourceState.ACCEPTED, None, None
@@ -162,3 +173,40 @@ def transcribe_sources(
         if progress is not None:
             progress(len(summary.outcomes), len(jobs), outcome)
     return summary
+
+
+def derive_grid(audio_path: Path | None, midi_path: Path) -> BeatGrid:
+    """A transcription's beat grid, derived again: beats from the audio when it is on disk, else from the MIDI."""
+    notes = read_midi(midi_path)
+    if audio_path is not None and audio_path.is_file():
+        try:
+            envelope, fps = audio_onset_envelope(audio_path)
+            return grid_from_envelope(envelope, fps, notes, method=BEAT_METHOD)
+        except TranscriptionError:
+            pass  # unreadable audio: the notes still have their onsets
+    return grid_from_notes(notes)
+
+
+def backfill_grids(sessions: sessionmaker[Session], *, limit: int | None = None) -> int:
+    """Give every transcription made before beat grids were kept its grid (no download, no transcription).
+
+    Returns how many rows were filled. Each row is written in its own transaction, so a killed run
+    keeps what it did and a re-run goes on from there.
+    """
+    with sessions() as session:
+        query = (
+            select(Transcription.id, Transcription.midi_path, Source.audio_path)
+            .join(Source, Source.id == Transcription.source_id)
+            .where(Transcription.grid.is_(None))
+            .order_by(Transcription.id)
+        )
+        rows = session.execute(query.limit(limit) if limit else query).all()
+    filled = 0
+    for row_id, midi_path, audio_path in rows:
+        if not Path(midi_path).is_file():
+            continue
+        grid = derive_grid(Path(audio_path) if audio_path else None, Path(midi_path))
+        with sessions.begin() as session:
+            session.get_one(Transcription, row_id).grid = grid.to_dict()
+        filled += 1
+    return filled

@@ -111,13 +111,21 @@ class FeatureAccumulator:
         self._flatness += float(flatness[loud].sum())
         self._frames += frames
 
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / HOP
+
+    def onset_envelope(self) -> np.ndarray:
+        """The onset strength of every frame so far (librosa's, over the mel spectrogram)."""
+        return np.concatenate(self._onsets) if self._onsets else np.zeros(0)
+
     def finish(self) -> AudioFeatures:
         n = max(self._frames, 1)
         means = {name: self._sums[name] / n for name in SCALARS}
         variances = {name: max(self._squares[name] / n - means[name] ** 2, 0.0) for name in SCALARS}
         mfcc_mean = self._mfcc / n
         return AudioFeatures(
-            tempo=estimate_tempo(np.concatenate(self._onsets) if self._onsets else np.zeros(0), self.sample_rate),
+            tempo=estimate_tempo(self.onset_envelope(), self.sample_rate),
             means=_rounded(means),
             variances=_rounded(variances),
             chroma=[round(float(v), 5) for v in self._chroma / n],

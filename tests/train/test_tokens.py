@@ -1,55 +1,121 @@
+"""Note tokens on a tracked beat grid: exact round trips on real transcriptions, and a grid that follows the music."""
+
 from __future__ import annotations
 
+import numpy as np
+import pytest
+from music21 import corpus
+
 from sample.corpus import RenderedPiece
+from train.scores import score_meter, score_notes, score_tokens
 from train.tokens import (
-    Slice,
-    key_shift,
-    merge_jitter,
-    slice_tokens,
-    slices_from_midi,
-    split_steps,
-    token_slices,
-    transpose_token,
+    BAR,
+    GridNote,
+    GridPiece,
+    TokenizeError,
+    TokenizerConfig,
+    decode,
+    encode,
+    fit_meter,
+    quantise,
+    transpose,
+    transposition_range,
 )
-from train.vocab import UNK, Vocabulary
+from transcribe.basic_pitch import Transcriber
+from transcribe.beats import BeatGrid, grid_from_notes
+from transcribe.notes import NoteEvent
+
+CONFIG = TokenizerConfig()
 
 
-def test_a_piece_round_trips_through_tokens_on_the_grid(pieces: list[RenderedPiece]) -> None:
-    slices = slices_from_midi(pieces[0].midi_path)
-    tokens = slice_tokens(slices)
-    assert len(tokens) > 50
-    back = token_slices(tokens)
-    assert slice_tokens(back) == tokens
-    assert sum(s.steps for s in back) == sum(s.steps for s in slices)
-    assert any(len(s.pitches) >= 3 for s in back)  # chords survive
+@pytest.fixture(scope="module")
+def transcriptions(pieces: list[RenderedPiece]) -> list[tuple[RenderedPiece, list[NoteEvent], BeatGrid]]:
+    transcriber = Transcriber()
+    out = []
+    for piece in pieces[:2]:
+        transcript = transcriber.transcribe(piece.audio_path)
+        out.append((piece, transcript.notes, transcript.grid))
+    return out
 
 
-def test_long_slices_split_into_allowed_lengths() -> None:
-    assert split_steps(5) == [4, 1]
-    assert split_steps(20) == [16, 4]
-    assert slice_tokens([Slice((60, 64), 20), Slice((), 2)]) == ["60.64_16", "60.64_4", "R_2"]
+def test_real_transcriptions_round_trip_through_tokens(transcriptions: list) -> None:
+    for _piece, notes, grid in transcriptions:
+        placed = quantise(notes, grid, CONFIG)
+        tokens = encode(placed, CONFIG)
+        assert tokens[0] == f"Meter_{placed.meter}" and tokens[1] == BAR
+        back = decode(tokens, CONFIG)
+        assert back == placed  # every note, its step, pitch and length, exactly
+        assert encode(back, CONFIG) == tokens
+        assert len(placed.notes) > 0.9 * len(notes)  # only doubled notes merge
 
 
-def test_jittered_chord_onsets_merge() -> None:
-    assert merge_jitter([Slice((64,), 1), Slice((60, 64, 67), 4)]) == [Slice((60, 64, 67), 5)]
-    assert merge_jitter([Slice((60, 64), 4), Slice((62,), 1)]) == [Slice((60, 64), 4), Slice((62,), 1)]
+def test_tracked_beats_match_the_rendered_tempo_and_meter(transcriptions: list) -> None:
+    for piece, notes, grid in transcriptions:
+        assert abs(grid.tempo - piece.tempo) / piece.tempo < 0.03, (grid.tempo, piece.tempo)
+        assert grid.meter == 4  # Bach chorales in common time
+        # Onsets land on the grid: most notes within a sixteenth's tenth of a grid step.
+        steps = grid.beat_position(np.array([n.start for n in notes])) * CONFIG.steps_per_beat
+        assert np.mean(np.abs(steps - np.round(steps)) < 0.25) > 0.85
 
 
-def test_keys_move_to_c_major_or_a_minor() -> None:
-    assert key_shift("G major") == 5
-    assert key_shift("E minor") == 5
-    assert key_shift("B- major") == 2
-    assert key_shift("A minor") == 0
-    assert transpose_token("55.59.62_4", 5) == "60.64.67_4"
-    assert transpose_token("R_4", 5) == "R_4"
+def _score_events(name: str) -> tuple[list[tuple[float, int, float]], int]:
+    score = corpus.parse(name)
+    meter, _ = score_meter(score)
+    return score_notes(score), meter
 
 
-def test_rare_tokens_map_to_a_near_frequent_token() -> None:
-    vocab = Vocabulary.build([["60.64.67_4", "60.67_4", "67_4", "R_2"]] * 2, min_count=2)
-    assert vocab.decode([vocab.map_token("60.64.67_4")]) == ["60.64.67_4"]
-    assert vocab.decode([vocab.map_token("60.62.64.67_4")]) == ["60.64.67_4"]  # an inner voice dropped
-    assert vocab.decode([vocab.map_token("67_3")]) == ["67_4"]  # nearest length
-    assert vocab.decode([vocab.map_token("<junk>")]) == [UNK]
-    # No stand-in by dropping voices: the nearest chord by bass, top, voices, pitch classes and length.
-    assert vocab.decode([vocab.map_token("59.62.65_4")]) == ["60.64.67_4"]
-    assert vocab.decode([vocab.map_token("R_16")]) == ["R_2"]  # a rest stays a rest
+def test_a_piece_that_speeds_up_and_starts_off_the_beat_still_lands_on_its_grid() -> None:
+    """A chorale played from 72 to 100 bpm, starting 0.37 s in: its notes keep their place in the bar."""
+    events, meter = _score_events("bach/bwv101.7")
+    start_bpm, end_bpm, length = 72.0, 100.0, max(s + d for s, _, d in events)
+
+    def seconds(beat: float) -> float:  # tempo rising linearly with the beat: integrate 60 / bpm(b)
+        rate = (end_bpm - start_bpm) / length
+        return 0.37 + 60.0 / rate * np.log((start_bpm + rate * beat) / start_bpm)
+
+    notes = [NoteEvent(seconds(s), seconds(s + d), p, 80 + 20 * (s % meter == 0)) for s, p, d in events]
+    grid = grid_from_notes(notes)
+    placed = quantise(notes, grid, CONFIG)
+    truth = {(round(s * 4), p) for s, p, _ in events}
+    found = {(n.step, n.pitch) for n in placed.notes}
+    bar = meter * CONFIG.steps_per_beat
+    # The same notes at the same place in the bar, whichever bar the tracker called the first.
+    best = max(len({(s + shift, p) for s, p in found} & truth) for shift in range(-bar, bar + 1, 1))
+    assert best / len(truth) > 0.85
+    assert grid.meter == fit_meter(meter, CONFIG)
+
+
+def test_scores_tokenise_with_their_meter_and_pickup() -> None:
+    score = corpus.parse("bach/bwv1.6")  # a pickup of one beat in 4/4
+    tokens, tempo = score_tokens(score, CONFIG)
+    assert tokens[:3] == ["Meter_4", BAR, "Pos_12"] and tempo > 0
+    assert decode(tokens, CONFIG).notes[0].step == 12
+    jig = corpus.parse("oneills1850/0001-0050").scores[0]
+    assert score_tokens(jig, CONFIG)[0][0] in {"Meter_3", "Meter_4"}
+
+
+def test_notes_at_one_position_go_highest_first_and_lengths_snap() -> None:
+    piece = GridPiece(4, (GridNote(0, 60, 4), GridNote(0, 67, 5), GridNote(0, 64, 4), GridNote(17, 62, 40)))
+    tokens = encode(piece, CONFIG)
+    assert tokens == [
+        "Meter_4", BAR, "Pos_0", "Pitch_67", "Dur_6", "Pitch_64", "Dur_4", "Pitch_60", "Dur_4",
+        BAR, "Pos_1", "Pitch_62", "Dur_32",
+    ]  # fmt: skip
+    assert decode(["Pitch_60", "Dur_4", "Meter_3", BAR, "Dur_4", "Pos_2", "Pitch_60", "Dur_2"], CONFIG).notes == (
+        GridNote(2, 60, 2),
+    )  # a pitch before any position, a duration with no pitch: skipped
+
+
+def test_transposition_stays_in_range() -> None:
+    tokens = ["Meter_4", BAR, "Pos_0", "Pitch_105", "Dur_4", "Pitch_40", "Dur_4"]
+    low, high = transposition_range(tokens, CONFIG)
+    assert (low, high) == (-6, 3)
+    assert transpose(tokens, 3)[3] == "Pitch_108" and transpose(tokens, -6)[5] == "Pitch_34"
+
+
+def test_what_cannot_be_tokenised_says_why() -> None:
+    with pytest.raises(TokenizeError, match="pitch range"):
+        quantise([NoteEvent(0.0, 1.0, 5)], BeatGrid((0.0, 0.5, 1.0), 4, 0, "test"), CONFIG)
+    with pytest.raises(TokenizeError, match="5 beats"):
+        fit_meter(5, CONFIG)
+    assert fit_meter(2, CONFIG) == 4 and fit_meter(6, CONFIG) == 3 and fit_meter(8, CONFIG) == 4

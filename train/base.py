@@ -1,0 +1,204 @@
+"""The base model: an LSTM trained on public-domain music from music21's corpus, shipped in the repository.
+
+A creator's playlist is often 20-50 pieces, too little for an LSTM from scratch; with no current
+model and a small catalogue, training fine-tunes this model instead (``TrainSettings.base_below``).
+Its pieces are listed in ``base_model/pieces.txt`` and their tokens kept in ``base_model/pieces.json.gz``,
+so the originality guard of every model descended from it covers them too.
+
+Rebuild it (about half an hour on 2 cores) with::
+
+    .venv/bin/python -m train.base [--out train/base_model] [--epochs 8]
+
+The corpus pieces that the demo, the tests and ``bench/quality.py`` use are never in it
+(:func:`reserved_pieces`), so the bench's held-back reference pieces are unseen by every model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BASE_NAME = "corpus-base-1"
+
+log = logging.getLogger(__name__)
+
+
+def base_model_folder() -> Path:
+    return Path(__file__).resolve().parent / "base_model"
+
+
+@dataclass(frozen=True)
+class Collection:
+    style: str
+    prefix: str  # music21 corpus path prefix
+    limit: int  # at most this many pieces (movements or tunes)
+    files: int = 10_000  # at most this many corpus files (an ABC file may hold hundreds of tunes)
+
+
+COLLECTIONS = (
+    Collection("bach-chorales", "bach/", 200),
+    Collection("palestrina", "palestrina/", 60),
+    Collection("ryans-mammoth", "ryansMammoth/", 400),
+    Collection("oneills-1850", "oneills1850/", 300, files=8),
+    Collection("essen-folksong", "essenFolksong/", 250, files=3),
+)
+
+
+def bench_pieces() -> dict[str, dict[str, list[str]]]:
+    """The pieces ``bench/quality.py`` fine-tunes on and holds back, per style (never in the base).
+
+    Chorales: every 8th of music21's Bach chorales (sorted), the first 24 to train on, the next 20 to
+    hold back. Fiddle tunes: O'Neill's 1850 tunes 51-100 (one corpus file), 24 and 20 the same way.
+    """
+    from music21 import corpus
+
+    chorales = sorted(f"bach/{p.stem}" for p in corpus.getComposer("bach") if p.suffix == ".mxl")
+    picked = [name for i, name in enumerate(chorales) if i % 8 == 3]
+    fiddle = [f"oneills1850/0051-0100#{n}" for n in range(50)]
+    return {
+        "chorales": {"train": picked[:24], "reference": picked[24:44]},
+        "fiddle": {"train": fiddle[:24], "reference": fiddle[24:44]},
+    }
+
+
+def reserved_pieces() -> set[str]:
+    """Corpus pieces no base model may train on: the demo's, the tests' and the bench's."""
+    from sample.corpus import DEFAULT_PIECES  # the demo's chorales, which the tests use too
+
+    reserved = set(DEFAULT_PIECES)
+    for sides in bench_pieces().values():
+        for names in sides.values():
+            reserved |= set(names)
+    reserved.add("oneills1850/0051-0100")  # the bench's whole file of fiddle tunes
+    return reserved
+
+
+def corpus_names(collection: Collection) -> list[str]:
+    from music21 import corpus
+
+    paths = sorted(str(p) for p in corpus.getPaths() if f"/{collection.prefix}" in str(p).replace("\\", "/"))
+    names = []
+    for path in paths:
+        tail = path.replace("\\", "/").split("/corpus/")[-1]
+        names.append(tail.rsplit(".", 1)[0])
+    return names
+
+
+def _parse_file(name: str) -> list[tuple[str, Any]]:
+    """(piece name, score) for every score in a corpus file (an ABC file may hold many tunes)."""
+    from music21 import corpus, stream
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = corpus.parse(name)
+    if isinstance(parsed, stream.Opus):
+        return [(f"{name}#{i}", score) for i, score in enumerate(parsed.scores)]
+    return [(name, parsed)]
+
+
+def _tokenise_file(job: tuple[str, str, int]) -> list[tuple[str, str, list[str], float]]:
+    """(piece, style, tokens, tempo) for the usable pieces of one corpus file; failures logged, skipped."""
+    from train.scores import score_tokens
+    from train.tokens import TokenizeError, TokenizerConfig
+
+    name, style, limit = job
+    out: list[tuple[str, str, list[str], float]] = []
+    reserved = reserved_pieces()
+    try:
+        scores = _parse_file(name)
+    except Exception as error:  # music21 raises many types for a corpus file it cannot read
+        log.warning("skipping %s: %s: %s", name, type(error).__name__, error)
+        return out
+    for piece, score in scores[:limit]:
+        if piece in reserved:
+            continue
+        try:
+            tokens, tempo = score_tokens(score, TokenizerConfig())
+        except (TokenizeError, ValueError, IndexError, AttributeError) as error:
+            log.info("skipping %s: %s", piece, error)
+            continue
+        out.append((piece, style, tokens, tempo))
+    return out
+
+
+def corpus_pieces(workers: int = 2, *, scale: float = 1.0) -> Iterator[tuple[str, str, list[str], float]]:
+    """Every base piece's (name, style, tokens, tempo), the reserved pieces left out (``scale``: a share of each)."""
+    reserved = reserved_pieces()
+    limits = {c.style: max(1, int(c.limit * scale)) for c in COLLECTIONS}
+    jobs = []
+    for collection in COLLECTIONS:
+        names = [n for n in corpus_names(collection) if n not in reserved][
+            : min(limits[collection.style], collection.files)
+        ]
+        jobs += [(name, collection.style, limits[collection.style]) for name in names]
+    counts: dict[str, int] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for results in pool.map(_tokenise_file, jobs, chunksize=4):
+            for piece, style, tokens, tempo in results:
+                if counts.get(style, 0) < limits[style]:
+                    counts[style] = counts.get(style, 0) + 1
+                    yield piece, style, tokens, tempo
+
+
+def build(out: Path, *, epochs: int, workers: int, scale: float = 1.0) -> None:
+    """Tokenise the corpus pieces, train the pipeline's model on them, save it with its piece list."""
+    import hashlib
+
+    from train.dataset import Piece
+    from train.pieces import PIECES_FILE, save_pieces
+    from train.training import TrainSettings, fit
+
+    started = time.perf_counter()
+    rows = list(corpus_pieces(workers, scale=scale))
+    pieces = [
+        Piece(int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big"), tokens, tempo, style)
+        for name, style, tokens, tempo in rows
+    ]
+    tokens = sum(len(p.tokens) for p in pieces)
+    print(f"{len(pieces)} pieces, {tokens} tokens, tokenised in {time.perf_counter() - started:.0f} s", flush=True)
+    # Windows do not overlap (stride = length): each epoch reads every token once, in a fresh random key.
+    settings = TrainSettings(
+        epochs=epochs, prototype_epochs=0, patience=2, validation_share=0.05, batch_size=64, stride=192, seq_len=192
+    )
+    saved, metrics = fit(pieces, settings)
+    print(
+        f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.0f} s: validation "
+        f"{metrics['nll_per_note']:.3f} nats/note (unigram {metrics['baselines']['unigram']['nll_per_note']:.3f})",
+        flush=True,
+    )
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved.save(out, extra={"train_settings.json": settings.to_dict(), "metrics.json": metrics})
+    save_pieces(out / PIECES_FILE, [p.tokens for p in pieces])
+    (out / "pieces.txt").write_text("".join(f"{name}\t{style}\n" for name, style, _, _ in rows), encoding="utf-8")
+    (out / "README.md").write_text(
+        f"# {BASE_NAME}\n\nBuilt by `python -m train.base` from {len(pieces)} public-domain pieces of music21's "
+        f"corpus ({', '.join(c.style for c in COLLECTIONS)}; listed in pieces.txt), {tokens} tokens.\n"
+        f"Validation: {metrics['nll_per_note']:.3f} nats/note over {metrics['notes']} notes.\n\n"
+        f"```json\n{json.dumps({k: metrics[k] for k in ('epochs', 'train_seconds', 'tokens_per_second')})}\n```\n",
+        encoding="utf-8",
+    )
+    print(f"saved {out} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build tunesmith's base model from music21's corpus.")
+    parser.add_argument("--out", type=Path, default=base_model_folder())
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scale", type=float, default=1.0, help="a share of each collection (for a quick try)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    build(args.out, epochs=args.epochs, workers=args.workers, scale=args.scale)
+
+
+if __name__ == "__main__":
+    main()
