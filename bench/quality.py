@@ -1,117 +1,294 @@
-"""Quality benchmark: train on a fixed set of corpus chorales, generate a batch, and score both.
+"""Quality benchmark: does a batch sound like its playlist? A classifier two-sample test, on two styles.
 
-Runs the pipeline's own path against a throw-away catalogue: chorales (music21's corpus, written
-to MIDI) stand in for accepted transcriptions, ``train_from_catalogue`` trains the LSTM with both
-baselines, ``generate_batch`` samples, guards, arranges and renders a batch. Prints:
+For each style (Bach chorales; O'Neill's fiddle tunes) the bench takes 24 pieces to train on and 20
+held back (``train.base.bench_pieces``: none of them in the base model), renders every one to a
+piano MP3 with FluidSynth and transcribes it with the pipeline's own transcription (basic-pitch,
+tracked beat grid), exactly as a playlist would arrive. The 24 become a catalogue's accepted pieces;
+``train_from_catalogue`` trains a model on them (fine-tuned from the shipped base model, and from
+scratch), and ``generate_batch`` makes a batch. Then:
 
-- validation NLL (nats/token) of the pipeline's model, the unigram baseline and the earlier
-  prototype's architecture, all on the same validation targets;
-- the batch's Yang & Lerch overlap areas against the training pieces (target: each >= 0.7);
-- the longest span copied from any training piece across the batch (target: < 12 tokens).
+- **classifier two-sample test** (the headline): per-piece style features (pitch range and count,
+  pitch-class entropy, scale consistency, top-line mean interval and leap share, polyphony, onsets
+  per second, IOI variation, median note length, self-similarity) of the batch's tracks against as
+  many held-back real pieces; a standardised logistic regression, leave-one-out accuracy (0.5: the
+  classifier cannot tell them apart; 1.0: it always can). The control runs the same test between two
+  sets of real pieces (training pieces against held-back ones). Both sides are read in the token
+  domain (notes on their beat grid), so the test judges the music, not the transcription.
+- Yang & Lerch overlap areas between the batch and the training pieces, NLL per note of the model
+  and both baselines on the same validation notes, and the longest span copied from any piece behind
+  the model (the base model's corpus included).
 
-Run: ``.venv/bin/python bench/quality.py [--pieces 150] [--tracks 8] [--baseline-epochs 3]``
+Run: ``.venv/bin/python bench/quality.py [--styles chorales fiddle] [--tracks 16] [--init base scratch]``
+(about 10 minutes per style and initialisation on 2 cores; renders and transcriptions are cached).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pretty_midi  # noqa: E402
+import numpy as np  # noqa: E402
 
 from db.catalogue import open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from db.models import Playlist, PlaylistEntry, Source, SourceState, Transcription  # noqa: E402
 from generate.batch import GenerateSettings, generate_batch  # noqa: E402
 from generate.quality import FEATURES  # noqa: E402
-from sample.corpus import chorale_names, corpus_midis  # noqa: E402
-from train.training import TrainSettings, train_from_catalogue  # noqa: E402
-from transcribe.analysis import estimate_key  # noqa: E402
-from transcribe.notes import NoteEvent  # noqa: E402
+from train.base import bench_pieces  # noqa: E402
+from train.tokens import GridPiece, TokenizerConfig, quantise  # noqa: E402
+from transcribe.basic_pitch import read_midi, write_midi  # noqa: E402
+from transcribe.beats import BeatGrid, grid_from_midi  # noqa: E402
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "corpus-midi"
+CACHE = Path(__file__).resolve().parent / ".cache" / "quality"
+TEMPOS = {"chorales": (66, 72, 80, 88, 96, 76, 84, 92), "fiddle": (104, 112, 120, 96, 108, 116)}
+CONFIG = TokenizerConfig()
+STYLE_FEATURES = (
+    "pitch_range",
+    "pitch_count",
+    "pitch_class_entropy",
+    "scale_consistency",
+    "top_mean_interval",
+    "top_leap_share",
+    "polyphony",
+    "onsets_per_second",
+    "ioi_variation",
+    "median_note_seconds",
+    "self_similarity",
+)
+MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
-def catalogue_of_chorales(home: Home, count: int) -> int:
-    """Accepted sources for ``count`` chorales, listed by one playlist; returns how many."""
+def _score(name: str) -> Any:
+    from music21 import corpus
+
+    path, _, number = name.partition("#")
+    parsed = corpus.parse(path)
+    return parsed.scores[int(number)] if number else parsed
+
+
+def transcribed(style: str, names: list[str]) -> list[tuple[str, Path, BeatGrid, float]]:
+    """(name, transcription MIDI, beat grid, tempo) for each piece: rendered, then transcribed by the pipeline."""
+    from sample.corpus import _with_tempo, render_score
+    from transcribe.basic_pitch import Transcriber
+
+    folder = CACHE / style
+    folder.mkdir(parents=True, exist_ok=True)
+    transcriber: Transcriber | None = None
+    out = []
+    for i, name in enumerate(names):
+        stem = name.replace("/", "-").replace("#", "-")
+        midi, grid_file = folder / f"{stem}.transcribed.mid", folder / f"{stem}.grid.json"
+        if not grid_file.is_file():
+            bpm = float(TEMPOS[style][i % len(TEMPOS[style])])
+            try:
+                audio, _, _ = render_score(_with_tempo(_score(name), bpm), folder, stem)
+            except Exception as error:  # music21 cannot write some scores: skip with the reason
+                print(f"  skipping {name}: {type(error).__name__}: {error}")
+                continue
+            transcriber = transcriber or Transcriber()
+            transcript = transcriber.transcribe(audio)
+            write_midi(transcript.notes, transcript.tempo, midi)
+            grid_file.write_text(json.dumps(transcript.grid.to_dict()))
+        grid = BeatGrid.from_dict(json.loads(grid_file.read_text()))
+        out.append((name, midi, grid, grid.tempo))
+    return out
+
+
+def catalogue_of(home: Home, style: str, pieces: list[tuple[str, Path, BeatGrid, float]]) -> None:
+    """Accepted sources for the transcriptions, listed by one playlist of ``style``."""
     catalogue = open_catalogue(home)
-    midis = corpus_midis(CACHE, chorale_names(count))
     with catalogue.sessions.begin() as session:
-        playlist = Playlist(url="https://example.org/chorales", title="Bach chorales", style="chorales")
+        playlist = Playlist(url=f"https://example.org/{style}", title=style, style=style)
         session.add(playlist)
         session.flush()
-        for position, path in enumerate(midis):
-            midi = pretty_midi.PrettyMIDI(str(path))
-            notes = [NoteEvent(n.start, n.end, n.pitch) for inst in midi.instruments for n in inst.notes]
-            source = Source(key=f"corpus:{path.stem}", url=f"music21:{path.stem}", title=path.stem)
-            source.state = SourceState.ACCEPTED
+        for position, (name, midi, grid, tempo) in enumerate(pieces):
+            source = Source(key=f"bench:{name}", url=f"music21:{name}", title=name, state=SourceState.ACCEPTED)
             session.add(source)
             session.flush()
-            features = {"key": estimate_key(notes)}
-            tempo = round(midi.estimate_tempo(), 1)
             session.add(
                 Transcription(
-                    source_id=source.id, midi_path=str(path), settings={}, note_count=len(notes), tempo=tempo,
-                    features=features,
+                    source_id=source.id, midi_path=str(midi), settings={}, note_count=0, tempo=tempo,
+                    grid=grid.to_dict(),
                 )
             )  # fmt: skip
             session.add(PlaylistEntry(playlist_id=playlist.id, source_id=source.id, position=position))
-    return len(midis)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pieces", type=int, default=150)
-    parser.add_argument("--tracks", type=int, default=8)
-    parser.add_argument("--minutes", type=float, default=0.5)
-    parser.add_argument("--baseline-epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+def style_features(piece: GridPiece, bpm: float) -> np.ndarray:
+    """The per-piece features the classifier reads (see the module docstring)."""
+    seconds = 60.0 / bpm / CONFIG.steps_per_beat
+    notes = sorted(piece.notes)
+    pitches = np.array([n.pitch for n in notes])
+    histogram = np.bincount(pitches % 12, minlength=12) / len(pitches)
+    nonzero = histogram[histogram > 0]
+    scale = max(histogram[(MAJOR + tonic) % 12].sum() for tonic in range(12))
+    tops: dict[int, int] = {}
+    for n in notes:
+        tops[n.step] = max(tops.get(n.step, 0), n.pitch)
+    onsets = sorted(tops)
+    intervals = np.abs(np.diff([tops[s] for s in onsets])) if len(onsets) > 1 else np.zeros(1)
+    end = max(n.step + n.steps for n in notes)
+    sounding = np.zeros(end + 1)
+    for n in notes:
+        sounding[n.step : n.step + n.steps] += 1
+    iois = np.diff(onsets) if len(onsets) > 1 else np.ones(1)
+    bar = piece.bar_steps(CONFIG)
+    bars: dict[int, set[tuple[int, int]]] = defaultdict(set)
+    for n in notes:
+        bars[n.step // bar].add((n.step % bar, n.pitch % 12))
+    recurring = 0
+    ordered = [bars[k] for k in sorted(bars)]
+    for i, current in enumerate(ordered):
+        if any(len(current & other) / max(len(current | other), 1) >= 0.75 for other in ordered[:i]):
+            recurring += 1
+    return np.array(
+        [
+            pitches.max() - pitches.min(),
+            len(set(pitches.tolist())),
+            float(-(nonzero * np.log2(nonzero)).sum()),
+            scale,
+            float(intervals.mean()),
+            float((intervals > 4).mean()),
+            float(sounding[sounding > 0].mean()),
+            len(onsets) / (end * seconds),
+            float(iois.std() / iois.mean()),
+            float(np.median([n.steps for n in notes]) * seconds),
+            recurring / max(len(ordered), 1),
+        ]
+    )
 
+
+def two_sample_accuracy(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Leave-one-out accuracy of a standardised logistic regression telling set ``a`` from set ``b`` (equal sizes)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneOut, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n = min(len(a), len(b))
+    x = np.array(a[:n] + b[:n])
+    y = np.array([1] * n + [0] * n)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(model, x, y, cv=LeaveOneOut()).mean())
+
+
+def batch_pieces(folder: Path) -> list[tuple[GridPiece, float]]:
+    """The batch's tracks as written (their MIDI, on its own tempo grid), with their tempos."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    out = []
+    for track in manifest["tracks"]:
+        path = folder / track["midi"]
+        out.append((quantise(read_midi(path), grid_from_midi(str(path)), CONFIG), float(track["tempo"])))
+    return out
+
+
+def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
+    from train.training import TrainSettings, train_from_catalogue
+
+    sides = bench_pieces()[style]
+    train = transcribed(style, sides["train"])
+    reference = transcribed(style, sides["reference"])
     with tempfile.TemporaryDirectory() as tmp:
         home = Home.at(Path(tmp)).ensure()
-        pieces = catalogue_of_chorales(home, args.pieces)
+        catalogue_of(home, style, train)
         catalogue = open_catalogue(home)
+        settings = TrainSettings(
+            epochs=args.epochs, prototype_epochs=args.baseline_epochs, prototype_seconds=600.0,
+            base_below=10_000 if init == "base" else 0, stride=args.stride,
+        )  # fmt: skip
         started = time.perf_counter()
-        settings = TrainSettings(prototype_epochs=args.baseline_epochs, prototype_seconds=600.0)
         outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings)
+        trained_in = time.perf_counter() - started
         metrics = outcome.metrics or {}
-        print(
-            f"{pieces} chorales; trained in {time.perf_counter() - started:.0f} s "
-            f"({metrics['epochs']} epochs, vocabulary {metrics['vocab_size']}, "
-            f"{len(metrics['validation_source_ids'])} validation pieces, {metrics['targets']} validation targets)"
-        )
-        print("validation NLL, nats/token (lower is better):")
-        print(f"  pipeline LSTM                {metrics['val_loss']:.3f}  (accuracy {metrics['val_accuracy']:.2f})")
-        for name, label in (("unigram", "unigram baseline"), ("prototype", "earlier prototype's network")):
-            baseline = metrics["baselines"][name]
-            extra = f", {baseline['epochs']} epochs" if "epochs" in baseline else ""
-            print(f"  {label:28} {baseline['val_loss']:.3f}  (accuracy {baseline['val_accuracy']:.2f}{extra})")
-
         started = time.perf_counter()
         batch = generate_batch(
             catalogue.sessions, home.batches_dir,
             GenerateSettings(count=args.tracks, minutes=args.minutes, seed=args.seed),
         )  # fmt: skip
-        import json
-
+        generated_in = time.perf_counter() - started
         manifest = json.loads((batch.folder / "manifest.json").read_text())
-        print(
-            f"batch of {batch.tracks} tracks in {time.perf_counter() - started:.0f} s "
-            f"(rejected and resampled: {batch.rejected or 'none'})"
-        )
-        print("overlap areas with the training pieces (Yang & Lerch; 1 = same distribution):")
-        for name in FEATURES:
-            print(f"  {name:24} {manifest['quality'][name]['overlap']:.2f}")
-        copies = [t["guards"]["longest_copy"] for t in manifest["tracks"]]
-        print(f"longest copied span across the batch: {max(copies)} tokens (per track: {copies})")
+        generated = [style_features(piece, bpm) for piece, bpm in batch_pieces(batch.folder)]
+        if args.keep:
+            keep = Path(args.keep) / f"{style}-{init}"
+            import shutil
+
+            shutil.copytree(batch.folder, keep, dirs_exist_ok=True)
+    real = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in reference]
+    seen = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in train]
+    return {
+        "style": style,
+        "init": init,
+        "train_pieces": len(train),
+        "reference_pieces": len(reference),
+        "tracks": len(generated),
+        "accuracy": two_sample_accuracy(generated, real),
+        "control": two_sample_accuracy(seen, real),
+        "means": {
+            "generated": dict(zip(STYLE_FEATURES, np.mean(generated, axis=0).round(3).tolist(), strict=True)),
+            "real": dict(zip(STYLE_FEATURES, np.mean(real, axis=0).round(3).tolist(), strict=True)),
+        },
+        "nll_per_note": metrics.get("nll_per_note"),
+        "baselines": {k: v["nll_per_note"] for k, v in metrics.get("baselines", {}).items()},
+        "epochs": metrics.get("epochs"),
+        "overlaps": {name: manifest["quality"][name]["overlap"] for name in FEATURES},
+        "longest_copy": manifest["longest_copy"],
+        "rejected": manifest["rejected"],
+        "train_seconds": round(trained_in),
+        "generate_seconds": round(generated_in),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--styles", nargs="+", default=["chorales", "fiddle"])
+    parser.add_argument("--init", nargs="+", default=["base", "scratch"], choices=["base", "scratch"])
+    parser.add_argument("--tracks", type=int, default=16)
+    parser.add_argument("--minutes", type=float, default=0.75)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--stride", type=int, default=48)
+    parser.add_argument("--baseline-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", help="copy each batch into this folder")
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args()
+
+    results = []
+    for style in args.styles:
+        for init in args.init:
+            result = run_style(style, init, args)
+            results.append(result)
+            r = result
+            print(
+                f"\n== {style}, {'fine-tuned from the base model' if init == 'base' else 'trained from scratch'}: "
+                f"{r['train_pieces']} pieces to train on, {r['reference_pieces']} held back, {r['tracks']} tracks "
+                f"(trained {r['epochs']} epochs in {r['train_seconds']} s, batch in {r['generate_seconds']} s)"
+            )
+            print(f"  classifier two-sample accuracy, batch vs held-back: {r['accuracy']:.2f}   (target <= 0.65)")
+            print(f"  control, training pieces vs held-back:             {r['control']:.2f}")
+            baselines = ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items())
+            print(f"  NLL per note: model {r['nll_per_note']:.3f}; {baselines}")
+            overlaps = ", ".join(f"{k} {v:.2f}" for k, v in r["overlaps"].items())
+            print(f"  overlap areas (target >= 0.7): {overlaps}")
+            print(
+                f"  longest copied span: {r['longest_copy']} onsets (target < 12); rejected {r['rejected'] or 'none'}"
+            )
+            gen, real = r["means"]["generated"], r["means"]["real"]
+            print("  feature means, batch / held-back: " + ", ".join(f"{k} {gen[k]}/{real[k]}" for k in gen))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    finite = [r["accuracy"] for r in results if not math.isnan(r["accuracy"])]
+    print(f"\nworst classifier accuracy over {len(results)} runs: {max(finite):.2f}")
 
 
 if __name__ == "__main__":

@@ -36,16 +36,12 @@ class Arrangement:
     seconds: float
 
 
-def _bass_register(pitch: int) -> int:
-    while pitch > 52:
-        pitch -= 12
-    while pitch < 28:
-        pitch += 12
-    return pitch
-
-
 def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
-    """(start step, length, pitch) per line: at each onset the top note is the melody, the lowest the bass."""
+    """(start step, length, pitch) per line: at each onset the top note is the melody, the lowest the bass.
+
+    Pitches stay as the model wrote them (it learned its registers from the music), so the track's
+    notes are the sampled notes, only spread over the palette's instruments.
+    """
     at: dict[int, list[GridNote]] = defaultdict(list)
     for n in piece.notes:
         at[n.step].append(n)
@@ -54,7 +50,7 @@ def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
         notes = sorted(at[step], key=lambda n: -n.pitch)
         lines["melody"].append((step, notes[0].steps, notes[0].pitch))
         if len(notes) > 1:
-            lines["bass"].append((step, notes[-1].steps, _bass_register(notes[-1].pitch)))
+            lines["bass"].append((step, notes[-1].steps, notes[-1].pitch))
         lines["chords"] += [(step, n.steps, n.pitch) for n in notes[1:-1]]
     return lines
 

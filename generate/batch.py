@@ -69,17 +69,20 @@ class BatchOutcome:
     rejected: dict[str, int]
 
 
-def take_bars(tokens: list[str], bars: int) -> list[str] | None:
-    """The sampled tokens from the first bar with notes, exactly ``bars`` bars long; None if too short."""
+def take_bars(tokens: list[str], beats: float) -> list[str] | None:
+    """The sampled tokens from the first bar with notes, as many whole bars as come nearest to ``beats``.
+
+    None if the sequence ended before them (the last bar counts only once the next has begun).
+    """
     starts = [i for i, t in enumerate(tokens) if t == BAR]
+    meters = [int(t.partition("_")[2]) for t in tokens[: starts[0] if starts else 0] if t.startswith("Meter_")]
+    bars = max(2, round(beats / (meters[-1] if meters else 4)))
     sounding = [i for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(tokens)], strict=True)) if b - a > 1]
-    if not sounding:
+    if not sounding or len(starts) - sounding[0] < bars + 1:
         return None
     first = sounding[0]
-    if len(starts) - first < bars + 1:  # the last bar must be complete: the next one has begun
-        return None
-    meter = [t for t in tokens[: starts[0]] if t.startswith("Meter_")]
-    return meter + tokens[starts[first] : starts[first + bars]]
+    head = [f"Meter_{meters[-1]}"] if meters else []
+    return head + tokens[starts[first] : starts[first + bars]]
 
 
 def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[str]], list[list[str]]]:
@@ -128,14 +131,14 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 break
             track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
             bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
-            bars = [max(2, round(settings.minutes * bpm / 4)) for bpm in bpms]  # sized for 4 beats a bar
-            steps = int(max(bars) * max(saved.config.tokens_per_bar, 4.0) * 1.6) + 64
+            beats = [settings.minutes * bpm for bpm in bpms]
+            steps = int(max(beats) / 3 * max(saved.config.tokens_per_bar, 4.0) * 1.5) + 64  # bars of 3 beats or more
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
             ids = sample(
                 saved, batch=missing, steps=steps, temperature=temperature, top_p=settings.top_p,
                 seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, prompt),
             )  # fmt: skip
-            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, bars, strict=True):
+            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, beats, strict=True):
                 tokens = take_bars(saved.vocab.decode(prompt[:1]) + saved.vocab.decode(row), need)
                 if tokens is None:
                     rejected["too_short"] += 1

@@ -1,9 +1,9 @@
 """The originality guard: the longest run of a track copied from any training piece, in any key.
 
 A piece's notes are read onset by onset (every grid step where notes start). Each onset becomes
-transposition-invariant symbols: a *shape* (the steps since the previous onset, its pitches
-relative to its own top pitch, and their lengths) preceded, for every onset but the first, by a
-*motion* (the interval from the previous onset's top pitch). Every training piece goes into one
+transposition-invariant symbols: a *shape* (its pitches relative to its own top pitch, and their
+lengths) preceded, for every onset but the first, by a *motion* (the steps since the previous
+onset and the interval from its top pitch). Every training piece goes into one
 suffix automaton. Walking a track's symbols through it gives, in linear time, the longest run that
 also occurs, in the same rhythm, chords and intervals, in some training piece; the onsets copied
 are the shapes inside that run (the first onset of a copy matches by shape alone). Where the bar
@@ -26,15 +26,13 @@ def invariant_symbols(piece: GridPiece) -> list[tuple[Symbol, bool]]:
     for n in piece.notes:
         at[n.step].append((n.pitch, n.steps))
     symbols: list[tuple[Symbol, bool]] = []
-    top: int | None = None
-    previous: int | None = None
-    for step in sorted(at):
+    top, previous = 0, 0
+    for number, step in enumerate(sorted(at)):
         notes = sorted(at[step], reverse=True)
         high = notes[0][0]
-        if top is not None:
-            symbols.append((("move", high - top), False))
-        gap = step - previous if previous is not None else None
-        symbols.append(((gap, tuple(high - p for p, _ in notes), tuple(d for _, d in notes)), True))
+        if number:
+            symbols.append((("move", step - previous, high - top), False))
+        symbols.append(((tuple(high - p for p, _ in notes), tuple(d for _, d in notes)), True))
         top, previous = high, step
     return symbols
 

@@ -39,7 +39,7 @@ class TrainingError(Exception):
 class TrainSettings:
     """How a model is trained; saved as ``train_settings.json`` beside every model."""
 
-    epochs: int = 30
+    epochs: int = 12
     # Windows per step: large batches keep the CPU's matmuls efficient (bench/train.py), but every epoch
     # should still take at least ``min_steps`` steps, so a small dataset gets smaller batches.
     batch_size: int = 64
@@ -47,12 +47,15 @@ class TrainSettings:
     min_steps: int = 20
     seq_len: int = 192
     stride: int = 24
+    # At most this many windows an epoch (the stride grows past it): a nightly retrain of a few hundred
+    # pieces stays within about 12 epochs x 3,000 windows x 192 tokens, under half an hour on 2 cores.
+    max_windows: int = 3000
     validation_share: float = 0.2
     embedding: int = 128
     units: tuple[int, ...] = (256, 256)  # stacked LSTM layers (bench/train.py --sweep chose these)
     dropout: float = 0.2
     learning_rate: float = 2e-3
-    patience: int = 4
+    patience: int = 3
     min_pieces: int = 2
     seed: int = 0
     augment: bool = True  # every window in a random key that fits its pieces' range
@@ -70,7 +73,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.min_batch_size < 1 or self.min_steps < 1:
             raise ValueError("epochs and batch sizes must be at least 1")
-        if self.seq_len < 8 or self.stride < 1:
+        if self.seq_len < 8 or self.stride < 1 or self.max_windows < 1:
             raise ValueError("seq_len must be at least 8 and stride at least 1")
         if not 0.0 < self.validation_share < 1.0:
             raise ValueError(f"validation_share must lie strictly between 0 and 1, not {self.validation_share}")
@@ -204,10 +207,11 @@ def fit(
     )
     model = build_model(config)
     shared = warm_start_weights(model, vocab, warm_start) if warm_start is not None else 0
-    windows = window_count(len(train_stream), settings.seq_len, settings.stride)
+    stride = max(settings.stride, math.ceil(len(train_stream) / settings.max_windows))
+    windows = window_count(len(train_stream), settings.seq_len, stride)
     batch_size = max(settings.min_batch_size, min(settings.batch_size, windows // settings.min_steps))
     train_data = streaming_dataset(
-        train_stream, seq_len=settings.seq_len, stride=settings.stride, batch_size=batch_size, shuffle=True,
+        train_stream, seq_len=settings.seq_len, stride=stride, batch_size=batch_size, shuffle=True,
         seed=settings.seed, shifts=shift_table(vocab, tokenizer) if settings.augment else None,
     )  # fmt: skip
     val_data = streaming_dataset(
@@ -242,6 +246,7 @@ def fit(
         "tokenizer": tokenizer.version,
         "styles": {style: len(tempos) for style, tempos in styles.items()},
         "batch_size": batch_size,
+        "stride": stride,
         "train_seconds": round(seconds, 2),
         "tokens_per_second": round(epochs * windows * settings.seq_len / seconds, 1),
         "warm_start_tokens": shared,

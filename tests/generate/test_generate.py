@@ -4,39 +4,70 @@ import json
 import subprocess
 from pathlib import Path
 
+from music21 import corpus
+
 from generate.arrange import PALETTES, arrange, write_midi
 from generate.audio import wav_to_mp3
+from generate.batch import take_bars
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
 from generate.synth import render_wav
-from train.tokens import Slice, slice_tokens, token_slices, transpose_token
+from train.scores import score_tokens
+from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, encode, transpose
 
-SCALE = [f"{p}_2" for p in (60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62)]
+CONFIG = TokenizerConfig()
 
 
-def test_copies_are_found_in_any_key() -> None:
-    index = CopyIndex([SCALE * 2, ["48.52.55_4", "R_2", "50.53.57_4"]])
-    assert index.longest_copy(SCALE[2:12]) == 10
-    assert index.longest_copy([transpose_token(t, 3) for t in SCALE[:13]]) == 13
-    assert index.longest_copy(["40.44.47_4", "R_2", "42.45.49_4"]) == 3
-    assert index.longest_copy(["60_1", "61_1", "62_5"]) <= 1
+def _chorale(name: str) -> list[str]:
+    return score_tokens(corpus.parse(name), CONFIG)[0]
+
+
+def _cut(piece: GridPiece, start: int, stop: int) -> GridPiece:
+    """The notes starting in steps [start, stop), moved to start at step 0 (a copy off its bar lines)."""
+    return GridPiece(piece.meter, tuple(GridNote(n.step - start, n.pitch, n.steps) for n in piece.notes
+                                        if start <= n.step < stop))  # fmt: skip
+
+
+def test_copies_are_found_in_any_key_and_off_the_bar_lines() -> None:
+    training = [_chorale("bach/bwv10.7"), _chorale("bach/bwv101.7")]
+    index = CopyIndex(training, CONFIG)
+    source = decode(training[1], CONFIG)
+    onsets = sorted({n.step for n in source.notes})
+    excerpt = _cut(source, onsets[5], onsets[25])  # 20 onsets, starting mid-bar
+    assert index.longest_copy(excerpt) == 20
+    moved = decode(transpose(encode(excerpt, CONFIG), 5), CONFIG)
+    assert index.longest_copy(moved) == 20
+    other = decode(_chorale("bach/bwv102.7"), CONFIG)
+    assert index.longest_copy(other) < 8  # another chorale shares only short turns of phrase
 
 
 def test_guards_reject_copies_and_hammering() -> None:
-    index = CopyIndex([SCALE * 3])
+    training = [_chorale("bach/bwv10.7")]
+    index = CopyIndex(training, CONFIG)
     settings = GuardSettings()
-    assert check_track(token_slices(SCALE * 2), index, settings).reason == "copied"
-    assert check_track([Slice((60,), 2)] * 100, index, settings).reason == "repetitive"
-    varied = [Slice((48 + (i * 7) % 24, 60 + (i * 5) % 12), 1 + i % 3) for i in range(60)]
+    assert check_track(decode(training[0], CONFIG), index, settings).reason == "copied"
+    hammered = GridPiece(4, tuple(GridNote(2 * i, 60, 2) for i in range(200)))
+    assert check_track(hammered, index, settings).reason == "repetitive"
+    varied = GridPiece(4, tuple(GridNote(3 * i, 48 + (i * 7) % 24, 1 + i % 3) for i in range(80)))
     report = check_track(varied, index, settings)
     assert report.reason is None and report.longest_copy < settings.max_copy
 
 
-def test_a_track_renders_to_a_tagged_44k_192k_mp3(tmp_path: Path) -> None:
-    slices = token_slices(slice_tokens([Slice((48, 55, 64, 72), 4), Slice((50, 57, 65, 74), 4), Slice((), 2)] * 8))
-    arrangement = arrange(slices, bpm=100, shift=2, palette=PALETTES[2])
-    assert {n.pitch for n in arrangement.notes} >= {74, 76}  # moved up a tone
-    assert any(n.pitch < 52 for n in arrangement.notes)  # a bass line
+def test_take_bars_gives_exactly_the_bars_asked_for_from_the_first_bar_with_notes() -> None:
+    tokens = ["Meter_3", BAR, BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4", BAR, BAR]
+    two_bars = ["Meter_3", BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4"]
+    assert take_bars(tokens, 6) == two_bars == take_bars(tokens, 7)  # bars of 3 beats: 7 beats are 2 bars
+    assert take_bars(tokens, 9) is not None and take_bars(tokens, 12) is None  # the fourth bar never ended
+
+
+def test_a_track_renders_to_a_tagged_44k_192k_mp3_of_its_bars(tmp_path: Path) -> None:
+    chord = [(0, 72, 4), (0, 64, 4), (0, 55, 4), (0, 36, 4), (4, 74, 4), (4, 65, 4), (4, 50, 4), (8, 76, 8)]
+    piece = GridPiece(4, tuple(GridNote(bar * 16 + s, p, d) for bar in range(8) for s, p, d in chord))
+    arrangement = arrange(piece, bpm=100, palette=PALETTES[2], config=CONFIG)
+    assert abs(arrangement.seconds - 8 * 4 * 60 / 100) < 1e-6
+    assert sorted((n.start, n.pitch) for n in arrangement.notes) == sorted(
+        (n.step * 0.15, n.pitch) for n in piece.notes
+    )  # the notes as sampled: 100 bpm is 0.15 s a step
     midi = write_midi(arrangement, tmp_path / "t.mid")
     wav = render_wav(midi, tmp_path / "t.wav")
     seconds = wav_to_mp3(wav, tmp_path / "t.mp3", tags={"title": "Test", "artist": "tunesmith", "album": "b1"})

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from music21 import corpus
 
 from generate.quality import FEATURES, overlap_area, piece_features, quality_report
-from train.tokens import Slice, slices_from_midi
+from tests.conftest import CHORALES
+from train.scores import score_tokens
+from train.tokens import GridNote, GridPiece, TokenizerConfig, decode
+
+CONFIG = TokenizerConfig()
 
 
 def test_features_of_a_known_piece() -> None:
-    slices = [Slice((60, 64, 67), 4), Slice((), 2), Slice((62,), 2), Slice((64,), 8)]
-    f = piece_features(slices).values
-    assert f["pitch_count"][0] == 4 and f["pitch_range"][0] == 7
+    piece = GridPiece(4, (GridNote(0, 67, 4), GridNote(0, 64, 4), GridNote(0, 60, 4), GridNote(6, 62, 2),
+                          GridNote(8, 64, 8)))  # fmt: skip
+    f = piece_features(piece, CONFIG).values
+    assert f["pitch_count"][0] == 5 - 1 and f["pitch_range"][0] == 7  # 64 twice
     assert f["pitch_class_histogram"][0] == 0.2 and f["pitch_class_histogram"][4] == 0.4
     assert f["avg_pitch_interval"][0] == np.mean([5, 2])  # tops 67 -> 62 -> 64
     assert np.isclose(f["avg_ioi"][0], np.mean([6, 2]) / 4)  # onsets at steps 0, 6, 8
+    assert f["note_length"][list(CONFIG.durations).index(4)] == 0.6
 
 
 def test_overlap_is_one_for_the_same_distribution_and_small_for_disjoint_ones() -> None:
@@ -26,16 +31,13 @@ def test_overlap_is_one_for_the_same_distribution_and_small_for_disjoint_ones() 
     assert same > 0.85 and apart < 0.05
 
 
-def test_held_out_chorales_overlap_the_training_chorales_and_a_hammered_note_does_not(
-    chorale_midis: list[Path],
-) -> None:
-    chorales = [slices_from_midi(path) for path in chorale_midis]
+def test_held_out_chorales_overlap_the_training_chorales_and_a_hammered_note_does_not() -> None:
+    chorales = [decode(score_tokens(corpus.parse(name), CONFIG)[0], CONFIG) for name in CHORALES]
     training, held_out = chorales[:4], chorales[4:]
-    report = quality_report(training, held_out)
+    report = quality_report(training, held_out, CONFIG)
     assert set(FEATURES) <= set(report) and report["pieces"] == {"training": 4, "generated": 2}
-    assert all(0.0 <= report[name]["overlap"] <= 1.0 for name in FEATURES)
     assert np.mean([report[name]["overlap"] for name in FEATURES]) > 0.5
-    hammered = [[Slice((60,), 2)] * 200, [Slice((62,), 2)] * 200]
-    bad = quality_report(training, hammered)
+    hammered = [GridPiece(4, tuple(GridNote(2 * i, p, 2) for i in range(200))) for p in (60, 62)]
+    bad = quality_report(training, hammered, CONFIG)
     assert bad["pitch_count"]["overlap"] < report["pitch_count"]["overlap"]
     assert bad["pitch_range"]["overlap"] < 0.2 and bad["avg_pitch_interval"]["overlap"] < 0.2

@@ -5,101 +5,138 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from music21 import corpus
 
-from sample.corpus import RenderedPiece
-from train.dataset import Piece, split_pieces, stream_ids, streaming_dataset
-from train.model import SavedModel, build_model, sample, warm_start_weights
-from train.tokens import slice_tokens, slices_from_midi
+from train.dataset import Piece, shift_table, split_pieces, stream_ids, streaming_dataset
+from train.model import Grammar, SavedModel, build_model, sample, warm_start_weights
+from train.scores import score_tokens
+from train.tokens import TokenizerConfig, decode, token_pitch
 from train.training import TrainSettings, fit
 from train.vocab import Vocabulary, style_token
 
 pytestmark = pytest.mark.slow
 
-
-TINY = TrainSettings(epochs=3, units=32, embedding=16, seq_len=32, stride=8, min_count=1, prototype_epochs=1)
+CONFIG = TokenizerConfig()
+TINY = TrainSettings(
+    epochs=8, units=(48, 48), embedding=24, seq_len=64, stride=4, prototype_epochs=1, learning_rate=1e-2
+)
 
 
 @pytest.fixture(scope="module")
-def trained(pieces: list[RenderedPiece]) -> tuple[SavedModel, dict]:
-    data = [
-        Piece(i, slice_tokens(slices_from_midi(p.midi_path)), p.tempo, style="hymns" if i else "organ")
-        for i, p in enumerate(pieces)
-    ]
-    return fit(data, TINY)
+def corpus_pieces() -> list[Piece]:
+    names = ["bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7", "bach/bwv103.6", "bach/bwv104.6", "bach/bwv108.6"]
+    pieces = []
+    for i, name in enumerate(names):
+        tokens, tempo = score_tokens(corpus.parse(name), CONFIG)
+        pieces.append(Piece(i, tokens, tempo, style="hymns" if i % 2 else "organ"))
+    return pieces
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_pieces: list[Piece]) -> tuple[SavedModel, dict]:
+    return fit(corpus_pieces, TINY)
 
 
 def test_split_is_by_whole_piece_and_stable_as_pieces_arrive() -> None:
-    pieces = [Piece(i, ["60_4"], 100.0) for i in range(50)]
+    pieces = [Piece(i, ["Meter_4"], 100.0) for i in range(50)]
     train, val = split_pieces(pieces, validation_share=0.2, seed=1)
     assert 5 <= len(val) <= 15 and not {p.source_id for p in train} & {p.source_id for p in val}
-    more = pieces + [Piece(i, ["60_4"], 100.0) for i in range(50, 150)]
+    more = pieces + [Piece(i, ["Meter_4"], 100.0) for i in range(50, 150)]
     _, val_more = split_pieces(more, validation_share=0.2, seed=1)
     assert {p.source_id for p in val} <= {p.source_id for p in val_more}  # an old validation piece stays there
     assert len(split_pieces(pieces[:2], validation_share=0.2, seed=1)[1]) == 1
 
 
-def test_windows_stream_from_the_id_stream() -> None:
-    ids = np.arange(50, dtype=np.int32)
-    batches = list(streaming_dataset(ids, seq_len=8, stride=4, batch_size=5, shuffle=False, seed=0))
-    x = np.concatenate([b[0].numpy() for b in batches])
-    y = np.concatenate([b[1].numpy() for b in batches])
-    assert x.shape == (11, 8) and (x[:, 0] == np.arange(0, 41, 4)).all()
-    np.testing.assert_array_equal(y, x + 1)  # each target is the next id
+def test_windows_are_transposed_into_keys_that_fit(corpus_pieces: list[Piece]) -> None:
+    vocab = Vocabulary.build(CONFIG, styles=["hymns", "organ"])
+    stream = stream_ids(corpus_pieces[:2], vocab, CONFIG)
+    plain = list(streaming_dataset(stream, seq_len=32, stride=32, batch_size=8, shuffle=False, seed=0))
+    shifted = list(
+        streaming_dataset(
+            stream, seq_len=32, stride=32, batch_size=8, shuffle=False, seed=0, shifts=shift_table(vocab, CONFIG)
+        )
+    )
+    x0 = np.concatenate([b[0].numpy() for b in plain])
+    x1 = np.concatenate([b[0].numpy() for b in shifted])
+    np.testing.assert_array_equal(x0[:, 1:], np.concatenate([b[1].numpy() for b in plain])[:, :-1])
+    pitch = np.array([token_pitch(t) if token_pitch(t) is not None else -999 for t in vocab.tokens])
+    moves = set()
+    for a, b in zip(x0, x1, strict=True):
+        is_pitch = pitch[a] >= 0
+        assert (a[~is_pitch] == b[~is_pitch]).all()  # bars, positions, durations untouched
+        delta = set((pitch[b[is_pitch]] - pitch[a[is_pitch]]).tolist())
+        assert len(delta) <= 1  # one shift for the whole window
+        moves |= delta
+        assert (pitch[b[is_pitch]] >= CONFIG.pitch_low).all() and (pitch[b[is_pitch]] <= CONFIG.pitch_high).all()
+    assert len(moves) >= 3  # several keys, not one normalised key
 
 
 def test_style_tokens_open_each_piece_and_are_never_sampled() -> None:
-    vocab = Vocabulary.build([["60_4", "62_4"]], styles=["lofi", "organ"], min_count=1)
+    vocab = Vocabulary.build(CONFIG, styles=["lofi", "organ"])
     assert vocab.styles == ["lofi", "organ"]
-    ids = stream_ids([Piece(1, ["60_4", "62_4"], 90.0, style="organ")], vocab)
+    ids = stream_ids([Piece(1, ["Meter_4", "Bar"], 90.0, style="organ")], vocab, CONFIG).ids
     assert vocab.decode(ids[:2]) == ["<sep>", style_token("organ")]
     assert vocab.index[style_token("lofi")] in vocab.special_ids()
 
 
-def test_training_reports_metrics_and_both_baselines_on_the_same_targets(trained: tuple[SavedModel, dict]) -> None:
+def test_training_beats_the_unigram_baseline_per_note_on_the_same_targets(trained: tuple[SavedModel, dict]) -> None:
     saved, metrics = trained
-    assert metrics["epochs"] == 3
-    assert np.isfinite(metrics["val_loss"]) and metrics["perplexity"] > 1
-    assert metrics["val_loss"] < np.log(metrics["vocab_size"]) * 1.5  # better than far off uniform
     unigram, prototype = metrics["baselines"]["unigram"], metrics["baselines"]["prototype"]
     assert unigram["targets"] == prototype["targets"] == metrics["targets"] == metrics["val_tokens"] - 1
-    assert np.isfinite(prototype["val_loss"]) and prototype["epochs"] == 1
-    assert saved.config.tempos and saved.config.steps_per_token > 0
+    assert unigram["notes"] == metrics["notes"] > 50
+    assert metrics["nll_per_note"] < unigram["nll_per_note"] - 0.5  # the grid's grammar alone is worth that
+    assert np.isfinite(prototype["nll_per_note"]) and prototype["epochs"] == 1
+    assert saved.config.tempos and saved.config.tokens_per_bar > 4 and len(saved.config.units) == 2
     assert set(saved.config.styles) == {"hymns", "organ"} and saved.vocab.styles == ["hymns", "organ"]
 
 
 def test_warm_start_carries_shared_tokens_over(trained: tuple[SavedModel, dict]) -> None:
     saved, _ = trained
-    shared = saved.vocab.tokens[3:10]
-    vocab = Vocabulary(["<pad>", "<unk>", "<sep>", "99_16", *reversed(shared)])
+    vocab = Vocabulary.build(CONFIG, styles=["hymns", "lofi"])  # one style kept, one new
     model = build_model(dataclasses.replace(saved.config, vocab_size=len(vocab)))
-    assert warm_start_weights(model, vocab, saved) == 3 + len(shared)  # the specials and the shared tokens
+    assert warm_start_weights(model, vocab, saved) == len(vocab) - 1  # all but the new style
     old = saved.model.get_layer("embedding").get_weights()[0]
     new = model.get_layer("embedding").get_weights()[0]
-    for token in shared:
+    for token in ("Bar", "Pitch_60", style_token("hymns")):
         np.testing.assert_array_equal(new[vocab.index[token]], old[saved.vocab.index[token]])
-    for a, b in zip(model.get_layer("lstm").get_weights(), saved.model.get_layer("lstm").get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    for name in ("lstm_0", "lstm_1"):
+        for a, b in zip(model.get_layer(name).get_weights(), saved.model.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    other = build_model(dataclasses.replace(saved.config, vocab_size=len(vocab), units=(32,)))
+    assert warm_start_weights(other, vocab, saved) == 0  # different layers: nothing carried
 
 
 def test_saved_model_reloads_to_the_same_predictions(trained: tuple[SavedModel, dict], tmp_path: Path) -> None:
     saved, _ = trained
-    folder = saved.save(tmp_path / "m")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.json", "weights.h5"]
+    folder = saved.save(tmp_path / "m", extra={"train_settings.json": TINY.to_dict()})
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json", "tokenizer.json", "train_settings.json", "vocab.json", "weights.h5"
+    ]  # fmt: skip
     again = SavedModel.load(folder)
+    assert again.tokenizer == saved.tokenizer and again.config == saved.config
     x = np.array([[2, 3, 4, 5]], dtype=np.int32) % len(saved.vocab)
     np.testing.assert_allclose(saved.model(x).numpy(), again.model(x).numpy(), atol=1e-5)
 
 
-def test_batch_sampling_is_stateful_seeded_and_never_emits_specials(trained: tuple[SavedModel, dict]) -> None:
+def test_sampling_is_seeded_and_every_sequence_obeys_the_grammar(trained: tuple[SavedModel, dict]) -> None:
     saved, _ = trained
-    a = sample(saved, batch=3, steps=40, temperature=1.0, top_p=0.9, seed=7)
-    b = sample(saved, batch=3, steps=40, temperature=1.0, top_p=0.9, seed=7)
-    assert a.shape == (3, 40)
+    a = sample(saved, batch=6, steps=300, temperature=1.5, top_p=1.0, seed=7)
+    b = sample(saved, batch=6, steps=300, temperature=1.5, top_p=1.0, seed=7)
     np.testing.assert_array_equal(a, b)
+    grammar = Grammar.of(saved.vocab)
+    for row in a:  # hot and untruncated, so a model alone would break the grammar somewhere
+        assert grammar.valid(row, CONFIG.steps_per_beat)
+        tokens = saved.vocab.decode(row)
+        assert tokens[0].startswith("Meter_") and tokens[1] == "Bar"
+        piece = decode(tokens, CONFIG)
+        complete = sum(t.startswith("Pitch_") for t in tokens) - tokens[-1].startswith("Pitch_")  # cut mid-note
+        assert complete == len({(n.step, n.pitch) for n in piece.notes}) > 0  # every note decodes, none doubled
     assert not set(a.ravel().tolist()) & set(saved.vocab.special_ids())
-    greedy = sample(saved, batch=1, steps=10, temperature=1.0, top_p=1e-6, seed=1)
-    # top-p that small is greedy: the first token must be the model's argmax after <sep>
+    # The grammar check itself catches a broken sequence: a pitch straight after a bar line.
+    bad = saved.vocab.encode(["Meter_4", "Bar", "Pitch_60", "Dur_4"])
+    assert not grammar.valid(bad, CONFIG.steps_per_beat)
+    greedy = sample(saved, batch=1, steps=3, temperature=1.0, top_p=1e-6, seed=1)
     sep = np.array([[saved.vocab.index["<sep>"]]], dtype=np.int32)
     logits = saved.model(sep).numpy()[0, -1]
-    logits[saved.vocab.special_ids()] = -np.inf
-    assert greedy[0, 0] == int(np.argmax(logits))
+    meters = [saved.vocab.index[f"Meter_{m}"] for m in CONFIG.meters]
+    assert greedy[0, 0] == meters[int(np.argmax(logits[meters]))]  # the likeliest token the grammar allows

@@ -13,7 +13,8 @@ from db.models import Source, SourceState, Transcription
 from flows.cli import app
 from sample.corpus import RenderedPiece
 from train.training import accepted_pieces
-from transcribe.catalogue import TranscribeOutcome, downloaded_source_ids, transcribe_sources
+from transcribe.beats import BEAT_METHOD, NOTES_METHOD
+from transcribe.catalogue import TranscribeOutcome, backfill_grids, downloaded_source_ids, transcribe_sources
 from transcribe.features import N_MFCC
 from transcribe.similarity import most_similar
 
@@ -64,6 +65,9 @@ def test_parallel_transcription_records_verdicts_features_and_resumes(
     assert len(audio["mfcc_mean"]) == len(audio["mfcc_var"]) == N_MFCC and len(audio["chroma"]) == 12
     assert set(audio["means"]) == {"centroid", "rolloff", "bandwidth", "zcr", "rms"}
     assert 60 <= audio["tempo"] <= 180 and chorale.features["key"]
+    grid = chorale.grid  # the tracked beats the tokens are quantised against
+    assert grid["meter"] == 4 and len(grid["beats"]) > 20 and "beat_track" in grid["method"]
+    assert abs(grid["tempo"] - pieces[0].tempo) / pieces[0].tempo < 0.03
     hammered_row = rows[ids["hammered"]]
     assert hammered_row.features["repetition_score"] > 0.9
 
@@ -101,3 +105,23 @@ def test_a_killed_run_leaves_no_verdict_and_is_redone(catalogue: Catalogue, piec
     with catalogue.sessions() as session:
         row = session.scalar(select(Transcription))
         assert row is not None and Path(row.midi_path).stat().st_size > 100
+
+
+def test_a_catalogue_from_before_beat_grids_gets_them_without_downloading(
+    catalogue: Catalogue, pieces: list[RenderedPiece]
+) -> None:
+    """Rows made before grids were stored get them from the audio on disk, or from the MIDI when it is gone."""
+    ids = _downloaded(catalogue, {"kept": pieces[0].audio_path, "gone": pieces[1].audio_path})
+    transcribe_sources(catalogue.sessions, list(ids.values()), catalogue.home.midi_dir, workers=1)
+    with catalogue.sessions.begin() as session:
+        stored = {t.source_id: t.grid for t in session.scalars(select(Transcription))}
+        for row in session.scalars(select(Transcription)):
+            row.grid = None  # as migration 0003 leaves an older catalogue
+    Path(catalogue.home.audio_dir / "gone.mp3").unlink()
+    assert backfill_grids(catalogue.sessions) == 2
+    assert backfill_grids(catalogue.sessions) == 0  # nothing left: a re-run does nothing
+    with catalogue.sessions() as session:
+        grids = {t.source_id: t.grid for t in session.scalars(select(Transcription))}
+    assert grids[ids["kept"]]["method"] == BEAT_METHOD and grids[ids["gone"]]["method"] == NOTES_METHOD
+    assert grids[ids["kept"]]["beats"] == stored[ids["kept"]]["beats"]  # the same beats as at transcription
+    assert abs(grids[ids["gone"]]["tempo"] - pieces[1].tempo) / pieces[1].tempo < 0.03
