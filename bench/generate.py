@@ -24,17 +24,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from sample.corpus import corpus_training_pieces  # noqa: E402
+from sample.corpus import chorale_names, corpus_pieces  # noqa: E402
 from train.model import SavedModel, sample  # noqa: E402
 from train.training import TrainSettings, fit  # noqa: E402
 
 WINDOW = 100  # the prototype's window
-CACHE = Path(__file__).resolve().parent / ".cache" / "corpus-midi"
 
 
 def trained_model(pieces: int) -> SavedModel:
-    settings = TrainSettings(epochs=2, patience=2, prototype_epochs=0, min_count=1)
-    saved, _ = fit(corpus_training_pieces(CACHE, pieces), settings)
+    settings = TrainSettings(epochs=2, patience=2, prototype_epochs=0)
+    saved, _ = fit(corpus_pieces(chorale_names(pieces)), settings)
     return saved
 
 

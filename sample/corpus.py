@@ -11,6 +11,7 @@ from music21 import corpus, instrument, note, stream, tempo
 
 from generate.audio import encode_mp3, normalise, trim_silence
 from generate.synth import render_wav
+from train.dataset import Piece
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +119,19 @@ def corpus_midis(out_dir: Path, names: tuple[str, ...]) -> list[Path]:
                 continue
         written.append(path)
     return written
+
+
+def corpus_pieces(names: tuple[str, ...]) -> list[Piece]:
+    """Corpus scores as training pieces (tokens from the score's own beats and bars); unreadable ones skipped."""
+    from train.scores import score_tokens
+    from train.tokens import TokenizeError, TokenizerConfig
+
+    pieces = []
+    for i, name in enumerate(names):
+        try:
+            tokens, bpm = score_tokens(corpus.parse(name), TokenizerConfig())
+        except (TokenizeError, ValueError) as error:
+            log.warning("skipping corpus piece %s: %s", name, error)
+            continue
+        pieces.append(Piece(i, tokens, bpm, style="chorales"))
+    return pieces
