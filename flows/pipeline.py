@@ -132,7 +132,7 @@ def publish_batch(folder: Path) -> None:
             "duration (s)": t["duration"],
             "tempo (bpm)": t["tempo"],
             "key": t["key"],
-            "longest copied span (tokens)": t["guards"]["longest_copy"],
+            "longest copied span (onsets)": t["guards"]["longest_copy"],
             "repetition": t["guards"]["repetition_score"],
             "mp3": str(folder / t["mp3"]),
         }
@@ -145,7 +145,7 @@ def publish_batch(folder: Path) -> None:
         f"# {folder.name}",
         f"**Folder:** `{folder}` (copy it out with `tunesmith pull --batch latest --to DIR`)",
         f"**Licence:** {manifest['licence']}",
-        f"**Longest span copied from any training piece:** {manifest['longest_copy']} tokens",
+        f"**Longest span copied from any training piece:** {manifest['longest_copy']} onsets",
         f"**Overlap with the training set (Yang & Lerch):** {overlaps}",
         f"**Rejected and resampled:** {manifest['rejected'] or 'none'}",
         "",
