@@ -1,9 +1,9 @@
 """Quality benchmark: does a batch sound like its playlist? A classifier two-sample test, on two styles.
 
-For each style (Bach chorales; O'Neill's fiddle tunes) the bench takes 24 pieces to train on and 20
+For each style (Bach chorales; O'Neill's fiddle tunes) the bench takes 20 pieces to train on and 20
 held back (``train.base.bench_pieces``: none of them in the base model), renders every one to a
 piano MP3 with FluidSynth and transcribes it with the pipeline's own transcription (basic-pitch,
-tracked beat grid), exactly as a playlist would arrive. The 24 become a catalogue's accepted pieces;
+tracked beat grid), exactly as a playlist would arrive. The 20 become a catalogue's accepted pieces;
 ``train_from_catalogue`` trains a model on them (fine-tuned from the shipped base model, and from
 scratch), and ``generate_batch`` makes a batch. Then:
 
@@ -193,6 +193,44 @@ def batch_pieces(folder: Path) -> list[tuple[GridPiece, float]]:
     return out
 
 
+def save_comparison(generated: GridPiece, generated_bpm: float, real: GridPiece, real_bpm: float, path: Path) -> None:
+    """A generated track's first 30 s above a held-back real piece's, as piano rolls, in one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(12, 6), dpi=80, sharex=True)
+    for ax, piece, bpm, label in ((axes[0], generated, generated_bpm, "generated"), (axes[1], real, real_bpm, "real")):
+        for n in piece.seconds(bpm, CONFIG):
+            if n.start < 30:
+                ax.broken_barh([(n.start, n.duration)], (n.pitch - 0.4, 0.8), facecolors="tab:blue")
+        bar = 60.0 / bpm * piece.meter
+        for x in np.arange(0, 30, bar):
+            ax.axvline(x, color="0.85", linewidth=0.8, zorder=0)
+        ax.set_ylabel("MIDI pitch")
+        ax.set_title(f"{label} ({bpm:.0f} bpm, {piece.meter} beats a bar; grey lines: bars)")
+    axes[1].set_xlabel("seconds")
+    axes[1].set_xlim(0, 30)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def compare_kept(keep: Path, out: Path) -> None:
+    """Pictures from batches kept by an earlier run (``--keep``): each style's first track beside a real piece."""
+    for folder in sorted(keep.iterdir()):
+        if not (folder / "manifest.json").is_file():
+            continue
+        style = folder.name.split("-")[0]
+        (track, bpm), *_ = batch_pieces(folder)
+        _, midi, grid, tempo = transcribed(style, bench_pieces()[style]["reference"][:1])[0]
+        save_comparison(
+            track, bpm, quantise(read_midi(midi), grid, CONFIG), tempo, out / f"pianoroll-{folder.name}.png"
+        )
+        print(out / f"pianoroll-{folder.name}.png")
+
+
 def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
     from train.training import TrainSettings, train_from_catalogue
 
@@ -214,7 +252,9 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
         started = time.perf_counter()
         batch = generate_batch(
             catalogue.sessions, home.batches_dir,
-            GenerateSettings(count=args.tracks, minutes=args.minutes, seed=args.seed),
+            GenerateSettings(
+                count=args.tracks, minutes=args.minutes, seed=args.seed, temperature=args.temperature, top_p=args.top_p
+            ),
         )  # fmt: skip
         generated_in = time.perf_counter() - started
         manifest = json.loads((batch.folder / "manifest.json").read_text())
@@ -259,9 +299,16 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=48)
     parser.add_argument("--baseline-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--temperature", type=float, default=GenerateSettings.temperature)
+    parser.add_argument("--top-p", type=float, default=GenerateSettings.top_p)
     parser.add_argument("--keep", help="copy each batch into this folder")
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--pictures", type=Path, help="only draw piano rolls of the batches kept in --keep, here")
     args = parser.parse_args()
+    if args.pictures:
+        args.pictures.mkdir(parents=True, exist_ok=True)
+        compare_kept(Path(args.keep), args.pictures)
+        return
 
     results = []
     for style in args.styles:

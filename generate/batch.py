@@ -70,18 +70,18 @@ class BatchOutcome:
 
 
 def take_bars(tokens: list[str], beats: float) -> list[str] | None:
-    """The sampled tokens from the first bar with notes, as many whole bars as come nearest to ``beats``.
+    """The header (meter, key) and, from the first bar with notes, as many whole bars as come nearest to ``beats``.
 
     None if the sequence ended before them (the last bar counts only once the next has begun).
     """
     starts = [i for i, t in enumerate(tokens) if t == BAR]
-    meters = [int(t.partition("_")[2]) for t in tokens[: starts[0] if starts else 0] if t.startswith("Meter_")]
+    head = [t for t in tokens[: starts[0] if starts else 0] if t.startswith(("Meter_", "Key_"))]
+    meters = [int(t.partition("_")[2]) for t in head if t.startswith("Meter_")]
     bars = max(2, round(beats / (meters[-1] if meters else 4)))
     sounding = [i for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(tokens)], strict=True)) if b - a > 1]
     if not sounding or len(starts) - sounding[0] < bars + 1:
         return None
     first = sounding[0]
-    head = [f"Meter_{meters[-1]}"] if meters else []
     return head + tokens[starts[first] : starts[first + bars]]
 
 
@@ -117,6 +117,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     styles = _styles(saved, settings.style)
     weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
     prompt = _prompt_ids(saved, settings.prompt_midi)
+    header = next((i for i, t in enumerate(saved.vocab.decode(prompt)) if t == BAR), 0)  # its meter and key
 
     batches_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -139,7 +140,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, prompt),
             )  # fmt: skip
             for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, beats, strict=True):
-                tokens = take_bars(saved.vocab.decode(prompt[:1]) + saved.vocab.decode(row), need)
+                tokens = take_bars(saved.vocab.decode(prompt[:header]) + saved.vocab.decode(row), need)
                 if tokens is None:
                     rejected["too_short"] += 1
                     continue
@@ -228,10 +229,10 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
         raise GenerationError(f"the prompt {path} holds no usable notes: {error}") from error
     except Exception as error:  # pretty_midi and mido raise many types for unreadable files
         raise GenerationError(f"cannot read the prompt {path}: {type(error).__name__}: {error}") from error
-    room = saved.config.seq_len - 3
     bars = [i for i, t in enumerate(tokens) if t == BAR]
+    room = saved.config.seq_len - 2 - bars[0]  # the separator, the style and the header come first
     first = next((i for i in bars if len(tokens) - i <= room), len(tokens))
-    return [int(i) for i in saved.vocab.encode([tokens[0], *tokens[first:]])]
+    return [int(i) for i in saved.vocab.encode([*tokens[: bars[0]], *tokens[first:]])]
 
 
 def _prompts(saved: SavedModel, styles: list[str], prompt: list[int]) -> np.ndarray:

@@ -54,8 +54,9 @@ COLLECTIONS = (
 def bench_pieces() -> dict[str, dict[str, list[str]]]:
     """The pieces ``bench/quality.py`` fine-tunes on and holds back, per style (never in the base).
 
-    Chorales: every 8th of music21's Bach chorales (sorted), the first 24 to train on, the next 20 to
-    hold back. Fiddle tunes: O'Neill's 1850 tunes 51-100 (one corpus file), 24 and 20 the same way.
+    Chorales: every 8th of music21's Bach chorales (sorted), the first 20 to train on, the next 20 to
+    hold back (the 4 between are reserved too). Fiddle tunes: O'Neill's 1850 tunes 51-100 (one corpus
+    file), the same way.
     """
     from music21 import corpus
 
@@ -63,8 +64,8 @@ def bench_pieces() -> dict[str, dict[str, list[str]]]:
     picked = [name for i, name in enumerate(chorales) if i % 8 == 3]
     fiddle = [f"oneills1850/0051-0100#{n}" for n in range(50)]
     return {
-        "chorales": {"train": picked[:24], "reference": picked[24:44]},
-        "fiddle": {"train": fiddle[:24], "reference": fiddle[24:44]},
+        "chorales": {"train": picked[:20], "spare": picked[20:24], "reference": picked[24:44]},
+        "fiddle": {"train": fiddle[:20], "spare": fiddle[20:24], "reference": fiddle[24:44]},
     }
 
 

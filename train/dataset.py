@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from train.tokens import TokenizerConfig, token_pitch, transposition_range
+from train.tokens import TokenizerConfig, shift_key, token_pitch, transposition_range
 from train.vocab import SEP, Vocabulary, style_token
 
 DEFAULT_STYLE = "default"
@@ -80,14 +80,15 @@ def stream_ids(pieces: Sequence[Piece], vocab: Vocabulary, config: TokenizerConf
 
 
 def shift_table(vocab: Vocabulary, config: TokenizerConfig) -> np.ndarray:
-    """(2 * max_shift, vocabulary) ids: row ``s + max_shift`` maps every id to its id moved by ``s`` semitones."""
+    """(2 * max_shift, vocabulary) ids: row ``s + max_shift`` maps every id to its id moved by ``s`` semitones
+    (pitches and the key move; everything else stays)."""
     shifts = range(-config.max_shift, config.max_shift)
     table = np.tile(np.arange(len(vocab), dtype=np.int32), (len(shifts), 1))
     for row, shift in enumerate(shifts):
         for token, i in vocab.index.items():
             pitch = token_pitch(token)
-            if pitch is not None:
-                table[row, i] = vocab.index.get(f"Pitch_{pitch + shift}", i)
+            moved = f"Pitch_{pitch + shift}" if pitch is not None else shift_key(token, shift)
+            table[row, i] = vocab.index.get(moved, i)
     return table
 
 

@@ -128,10 +128,11 @@ class SavedModel:
 
 
 # Token kinds for the grammar, and which kind may follow which.
-SPECIAL, METER, BAR_KIND, POS, PITCH, DUR = range(6)
+SPECIAL, METER, KEY, BAR_KIND, POS, PITCH, DUR = range(7)
 FOLLOWS = {
     SPECIAL: (METER,),
-    METER: (BAR_KIND,),
+    METER: (KEY,),
+    KEY: (BAR_KIND,),
     BAR_KIND: (BAR_KIND, POS),
     POS: (PITCH,),
     PITCH: (DUR,),
@@ -153,13 +154,13 @@ class Grammar:
         values = np.zeros(len(vocab), np.int32)
         for i, token in enumerate(vocab.tokens):
             name, _, value = token.partition("_")
-            kind = {"Meter": METER, "Pos": POS, "Pitch": PITCH, "Dur": DUR}.get(name)
+            kind = {"Meter": METER, "Key": KEY, "Pos": POS, "Pitch": PITCH, "Dur": DUR}.get(name)
             if token == BAR:
                 kind = BAR_KIND
             if kind is not None:
                 kinds[i] = kind
                 values[i] = int(value) if value.isdigit() else 0
-        follows = np.zeros((6, 6), np.float32)
+        follows = np.zeros((7, 7), np.float32)
         for before, after in FOLLOWS.items():
             follows[before, list(after)] = 1.0
         return cls(kinds, values, follows)
@@ -196,7 +197,7 @@ def sample(
 
     The LSTM states are carried from step to step (nothing is re-read) and the whole loop runs in
     one ``tf.function`` graph. Tokens that cannot follow are masked before sampling, so every
-    sequence decodes: after a meter a bar, after a bar a position or a bar, after a position a
+    sequence decodes: after a meter a key, after the key a bar, after a bar a position or a bar, after a position a
     pitch, after a pitch its duration, after a duration a lower pitch at the same position, a later
     position in the bar (within the meter) or a bar. ``prompt`` is a (batch, n) array of ids to
     start from (the state is primed on it); without one each sequence starts from the separator.

@@ -3,9 +3,11 @@
 A piece is quantised against its own beat grid (``transcribe.beats.BeatGrid``: tracked beat times,
 meter, bar phase), four steps to a beat, and written as::
 
-    Meter_4 Bar Pos_0 Pitch_67 Dur_4 Pitch_60 Dur_8 Pos_4 Pitch_69 Dur_2 ... Bar ...
+    Meter_4 Key_7 Bar Pos_0 Pitch_67 Dur_4 Pitch_60 Dur_8 Pos_4 Pitch_69 Dur_2 ... Bar ...
 
-one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per grid step where notes start,
+the meter, the key (Krumhansl-Schmuckler over the notes' lengths: ``Key_0``-``Key_11`` major on C..B,
+``Key_12``-``Key_23`` minor; it moves with the piece when training transposes it, so the model is
+told the key it writes in), one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per grid step where notes start,
 then those notes highest first (the melody is predicted before what sounds under it), each as its
 pitch and its length in steps. The vocabulary is fixed by :class:`TokenizerConfig`, saved beside
 every model, so a model always finds the tokenizer it was trained with.
@@ -42,7 +44,7 @@ class TokenizeError(ValueError):
 class TokenizerConfig:
     """The token vocabulary and grid; saved as ``tokenizer.json`` beside every model."""
 
-    version: str = "remi-1"
+    version: str = "remi-2"
     steps_per_beat: int = 4
     meters: tuple[int, ...] = (3, 4)  # beats per bar
     durations: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # steps a note may last
@@ -65,6 +67,7 @@ class TokenizerConfig:
         """Every token this grid can write, in a fixed order."""
         return (
             [f"Meter_{m}" for m in self.meters]
+            + [f"Key_{k}" for k in range(24)]
             + [BAR]
             + [f"Pos_{p}" for p in range(self.positions)]
             + [f"Pitch_{p}" for p in range(self.pitch_low, self.pitch_high + 1)]
@@ -172,13 +175,34 @@ def _on_grid(meter: int, triples: Iterable[tuple[int, int, float]], config: Toke
     return GridPiece(meter, tuple(sorted(GridNote(s, p, d) for (s, p), d in seen.items())))
 
 
+# Krumhansl and Kessler's key profiles (major, minor), C first.
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def key_of(piece: GridPiece) -> int:
+    """The piece's key as 0-11 (major, tonic C..B) or 12-23 (minor): the profile best correlated with its
+    pitch classes weighted by length (Krumhansl-Schmuckler)."""
+    weights = np.zeros(12)
+    for n in piece.notes:
+        weights[n.pitch % 12] += n.steps
+    if not weights.any():
+        return 0
+    scores = [
+        np.corrcoef(weights, np.roll(profile, tonic))[0, 1]
+        for profile in (MAJOR_PROFILE, MINOR_PROFILE)
+        for tonic in range(12)
+    ]
+    return int(np.nanargmax(scores))
+
+
 def encode(piece: GridPiece, config: TokenizerConfig) -> list[str]:
-    """The piece's tokens: its meter, then bar by bar the positions and their notes, highest first."""
+    """The piece's tokens: its meter and key, then bar by bar the positions and their notes, highest first."""
     bar = piece.bar_steps(config)
     at: dict[int, list[GridNote]] = defaultdict(list)
     for n in piece.notes:
         at[n.step].append(n)
-    tokens = [f"Meter_{piece.meter}"]
+    tokens = [f"Meter_{piece.meter}", f"Key_{key_of(piece)}"]
     for number in range(piece.bars(config)):
         tokens.append(BAR)
         for step in range(number * bar, (number + 1) * bar):
@@ -228,6 +252,15 @@ def transposition_range(tokens: Sequence[str], config: TokenizerConfig) -> tuple
     return (low, high) if low <= high else (0, 0)
 
 
+def shift_key(token: str, semitones: int) -> str:
+    """A ``Key_k`` token moved by ``semitones`` (its mode kept); any other token as it is."""
+    kind, _, value = token.partition("_")
+    if kind != "Key":
+        return token
+    key = int(value)
+    return f"Key_{(key % 12 + semitones) % 12 + 12 * (key // 12)}"
+
+
 def transpose(tokens: Sequence[str], semitones: int) -> list[str]:
-    """The tokens with every pitch moved by ``semitones``."""
-    return [f"Pitch_{p + semitones}" if (p := token_pitch(t)) is not None else t for t in tokens]
+    """The tokens with every pitch, and the key, moved by ``semitones``."""
+    return [f"Pitch_{p + semitones}" if (p := token_pitch(t)) is not None else shift_key(t, semitones) for t in tokens]

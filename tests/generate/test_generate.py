@@ -54,8 +54,8 @@ def test_guards_reject_copies_and_hammering() -> None:
 
 
 def test_take_bars_gives_exactly_the_bars_asked_for_from_the_first_bar_with_notes() -> None:
-    tokens = ["Meter_3", BAR, BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4", BAR, BAR]
-    two_bars = ["Meter_3", BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4"]
+    tokens = ["Meter_3", "Key_9", BAR, BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4", BAR, BAR]
+    two_bars = ["Meter_3", "Key_9", BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4"]
     assert take_bars(tokens, 6) == two_bars == take_bars(tokens, 7)  # bars of 3 beats: 7 beats are 2 bars
     assert take_bars(tokens, 9) is not None and take_bars(tokens, 12) is None  # the fourth bar never ended
 

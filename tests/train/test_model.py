@@ -60,10 +60,12 @@ def test_windows_are_transposed_into_keys_that_fit(corpus_pieces: list[Piece]) -
     x1 = np.concatenate([b[0].numpy() for b in shifted])
     np.testing.assert_array_equal(x0[:, 1:], np.concatenate([b[1].numpy() for b in plain])[:, :-1])
     pitch = np.array([token_pitch(t) if token_pitch(t) is not None else -999 for t in vocab.tokens])
+    is_key = np.array([t.startswith("Key_") for t in vocab.tokens])
     moves = set()
     for a, b in zip(x0, x1, strict=True):
         is_pitch = pitch[a] >= 0
-        assert (a[~is_pitch] == b[~is_pitch]).all()  # bars, positions, durations untouched
+        fixed = ~is_pitch & ~is_key[a]
+        assert (a[fixed] == b[fixed]).all()  # bars, positions, durations untouched
         delta = set((pitch[b[is_pitch]] - pitch[a[is_pitch]]).tolist())
         assert len(delta) <= 1  # one shift for the whole window
         moves |= delta
@@ -127,13 +129,13 @@ def test_sampling_is_seeded_and_every_sequence_obeys_the_grammar(trained: tuple[
     for row in a:  # hot and untruncated, so a model alone would break the grammar somewhere
         assert grammar.valid(row, CONFIG.steps_per_beat)
         tokens = saved.vocab.decode(row)
-        assert tokens[0].startswith("Meter_") and tokens[1] == "Bar"
+        assert tokens[0].startswith("Meter_") and tokens[1].startswith("Key_") and tokens[2] == "Bar"
         piece = decode(tokens, CONFIG)
         complete = sum(t.startswith("Pitch_") for t in tokens) - tokens[-1].startswith("Pitch_")  # cut mid-note
         assert complete == len({(n.step, n.pitch) for n in piece.notes}) > 0  # every note decodes, none doubled
     assert not set(a.ravel().tolist()) & set(saved.vocab.special_ids())
     # The grammar check itself catches a broken sequence: a pitch straight after a bar line.
-    bad = saved.vocab.encode(["Meter_4", "Bar", "Pitch_60", "Dur_4"])
+    bad = saved.vocab.encode(["Meter_4", "Key_0", "Bar", "Pitch_60", "Dur_4"])
     assert not grammar.valid(bad, CONFIG.steps_per_beat)
     greedy = sample(saved, batch=1, steps=3, temperature=1.0, top_p=1e-6, seed=1)
     sep = np.array([[saved.vocab.index["<sep>"]]], dtype=np.int32)

@@ -17,6 +17,7 @@ from train.tokens import (
     decode,
     encode,
     fit_meter,
+    key_of,
     quantise,
     transpose,
     transposition_range,
@@ -42,7 +43,7 @@ def test_real_transcriptions_round_trip_through_tokens(transcriptions: list) -> 
     for _piece, notes, grid in transcriptions:
         placed = quantise(notes, grid, CONFIG)
         tokens = encode(placed, CONFIG)
-        assert tokens[0] == f"Meter_{placed.meter}" and tokens[1] == BAR
+        assert tokens[0] == f"Meter_{placed.meter}" and tokens[1].startswith("Key_") and tokens[2] == BAR
         back = decode(tokens, CONFIG)
         assert back == placed  # every note, its step, pitch and length, exactly
         assert encode(back, CONFIG) == tokens
@@ -88,7 +89,7 @@ def test_a_piece_that_speeds_up_and_starts_off_the_beat_still_lands_on_its_grid(
 def test_scores_tokenise_with_their_meter_and_pickup() -> None:
     score = corpus.parse("bach/bwv1.6")  # a pickup of one beat in 4/4
     tokens, tempo = score_tokens(score, CONFIG)
-    assert tokens[:3] == ["Meter_4", BAR, "Pos_12"] and tempo > 0
+    assert tokens[:4] == ["Meter_4", "Key_5", BAR, "Pos_12"] and tempo > 0  # F major
     assert decode(tokens, CONFIG).notes[0].step == 12
     jig = corpus.parse("oneills1850/0001-0050").scores[0]
     assert score_tokens(jig, CONFIG)[0][0] in {"Meter_3", "Meter_4"}
@@ -98,7 +99,7 @@ def test_notes_at_one_position_go_highest_first_and_lengths_snap() -> None:
     piece = GridPiece(4, (GridNote(0, 60, 4), GridNote(0, 67, 5), GridNote(0, 64, 4), GridNote(17, 62, 40)))
     tokens = encode(piece, CONFIG)
     assert tokens == [
-        "Meter_4", BAR, "Pos_0", "Pitch_67", "Dur_6", "Pitch_64", "Dur_4", "Pitch_60", "Dur_4",
+        "Meter_4", "Key_2", BAR, "Pos_0", "Pitch_67", "Dur_6", "Pitch_64", "Dur_4", "Pitch_60", "Dur_4",
         BAR, "Pos_1", "Pitch_62", "Dur_32",
     ]  # fmt: skip
     assert decode(["Pitch_60", "Dur_4", "Meter_3", BAR, "Dur_4", "Pos_2", "Pitch_60", "Dur_2"], CONFIG).notes == (
@@ -106,11 +107,21 @@ def test_notes_at_one_position_go_highest_first_and_lengths_snap() -> None:
     )  # a pitch before any position, a duration with no pitch: skipped
 
 
+def test_the_key_is_read_from_the_notes() -> None:
+    c_major = [60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60]
+    a_minor = [57, 59, 60, 62, 64, 65, 68, 69, 64, 60, 57, 57]
+    assert key_of(GridPiece(4, tuple(GridNote(4 * i, p, 4) for i, p in enumerate(c_major)))) == 0
+    assert key_of(GridPiece(4, tuple(GridNote(4 * i, p, 4) for i, p in enumerate(a_minor)))) == 12 + 9
+    # The D held for two bars outweighs the C major triad above it: D major.
+    assert key_of(GridPiece(4, (GridNote(0, 60, 4), GridNote(0, 67, 5), GridNote(0, 64, 4), GridNote(17, 62, 40)))) == 2
+
+
 def test_transposition_stays_in_range() -> None:
-    tokens = ["Meter_4", BAR, "Pos_0", "Pitch_105", "Dur_4", "Pitch_40", "Dur_4"]
+    tokens = ["Meter_4", "Key_14", BAR, "Pos_0", "Pitch_105", "Dur_4", "Pitch_40", "Dur_4"]
     low, high = transposition_range(tokens, CONFIG)
     assert (low, high) == (-6, 3)
-    assert transpose(tokens, 3)[3] == "Pitch_108" and transpose(tokens, -6)[5] == "Pitch_34"
+    assert transpose(tokens, 3)[4] == "Pitch_108" and transpose(tokens, -6)[6] == "Pitch_34"
+    assert transpose(tokens, 3)[1] == "Key_17" and transpose(tokens, -3)[1] == "Key_23"  # D minor -> F, B minor
 
 
 def test_what_cannot_be_tokenised_says_why() -> None:
