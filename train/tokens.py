@@ -9,8 +9,9 @@ the meter, the key (Krumhansl-Schmuckler over the notes' lengths: ``Key_0``-``Ke
 ``Key_12``-``Key_23`` minor; it moves with the piece when training transposes it, so the model is
 told the key it writes in), one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per
 grid step where notes start, then those notes highest first (the melody is predicted before what
-sounds under it), each as its pitch and its length in steps. The vocabulary is fixed by :class:`TokenizerConfig`, saved beside
-every model, so a model always finds the tokenizer it was trained with.
+sounds under it), each as its pitch and its length in steps. The vocabulary is fixed by
+:class:`TokenizerConfig`, saved beside every model, so a model always finds the tokenizer it was
+trained with.
 
 Why not MidiTok's REMI: MidiTok quantises against the MIDI file's own ticks and tempo map, and a
 basic-pitch transcription has one fixed tempo and no bars; its notes must be placed against the
