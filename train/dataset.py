@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from train.tokens import TokenizerConfig, shift_key, token_pitch, transposition_range
+from train.tokens import TokenizerConfig, shift_key, transposition_range
 from train.vocab import SEP, Vocabulary, style_token
 
 DEFAULT_STYLE = "default"
@@ -80,15 +80,13 @@ def stream_ids(pieces: Sequence[Piece], vocab: Vocabulary, config: TokenizerConf
 
 
 def shift_table(vocab: Vocabulary, config: TokenizerConfig) -> np.ndarray:
-    """(2 * max_shift, vocabulary) ids: row ``s + max_shift`` maps every id to its id moved by ``s`` semitones
-    (pitches and the key move; everything else stays)."""
+    """(2 * max_shift, vocabulary) ids: row ``s + max_shift`` maps every id to its id in the key ``s`` semitones
+    away (the key token moves; pitches, written relative to the key, stay)."""
     shifts = range(-config.max_shift, config.max_shift)
     table = np.tile(np.arange(len(vocab), dtype=np.int32), (len(shifts), 1))
     for row, shift in enumerate(shifts):
         for token, i in vocab.index.items():
-            pitch = token_pitch(token)
-            moved = f"Pitch_{pitch + shift}" if pitch is not None else shift_key(token, shift)
-            table[row, i] = vocab.index.get(moved, i)
+            table[row, i] = vocab.index.get(shift_key(token, shift), i)
     return table
 
 
@@ -111,8 +109,8 @@ def streaming_dataset(
 
     Only the id stream itself is held (not ``seq_len`` copies of it): windows start every
     ``stride`` ids, are shuffled through a bounded buffer, batched and prefetched. With ``shifts``
-    (see :func:`shift_table`) every window is transposed by a random shift that keeps all of its
-    pieces in range, drawn anew each epoch: the model learns every key, not one normalised key.
+    (see :func:`shift_table`) every window is moved to a random key that keeps all of its pieces in
+    range, drawn anew each epoch: the model learns every key, not one normalised key.
     """
     import tensorflow as tf
 
@@ -124,6 +122,7 @@ def streaming_dataset(
     ids_t, low_t, high_t = (tf.constant(a, tf.int32) for a in (ids, low, high))
     table = tf.constant(shifts, tf.int32) if shifts is not None else None
     offset = (shifts.shape[0] // 2) if shifts is not None else 0
+    keys = tf.random.Generator.from_seed(seed)  # its state goes on from epoch to epoch: new keys each time
     starts = tf.data.Dataset.range(0, len(ids) - seq_len, stride)
     if shuffle:
         starts = starts.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -133,7 +132,7 @@ def streaming_dataset(
         if table is not None:
             lo = tf.reduce_max(low_t[start : start + seq_len + 1])
             hi = tf.reduce_min(high_t[start : start + seq_len + 1])
-            shift = tf.random.uniform([], minval=lo, maxval=tf.maximum(hi, lo) + 1, dtype=tf.int32, seed=seed)
+            shift = keys.uniform([], minval=lo, maxval=tf.maximum(hi, lo) + 1, dtype=tf.int32)
             window = tf.gather(table[shift + offset], window)
         return window[:-1], window[1:]
 

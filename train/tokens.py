@@ -6,10 +6,15 @@ meter, bar phase), four steps to a beat, and written as::
     Meter_4 Key_7 Bar Pos_0 Pitch_67 Dur_4 Pitch_60 Dur_8 Pos_4 Pitch_69 Dur_2 ... Bar ...
 
 the meter, the key (Krumhansl-Schmuckler over the notes' lengths: ``Key_0``-``Key_11`` major on C..B,
-``Key_12``-``Key_23`` minor; it moves with the piece when training transposes it, so the model is
-told the key it writes in), one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per
+``Key_12``-``Key_23`` minor), one ``Bar`` per bar (an empty bar is a lone ``Bar``), one ``Pos_k`` per
 grid step where notes start, then those notes highest first (the melody is predicted before what
-sounds under it), each as its pitch and its length in steps. The vocabulary is fixed by
+sounds under it), each as its pitch and its length in steps.
+
+Pitches are written relative to the key's reference pitch class (its tonic, or for a minor key the
+tonic of its relative major, so keys that share a signature share a spelling): ``Pitch_67`` in
+``Key_7`` (G major) is MIDI 74. The key token alone says where the music sits, so moving a piece to
+another key changes that one token: training moves every window into a random key, and the model
+learns harmony once, not once per key, and writes in every key. The vocabulary is fixed by
 :class:`TokenizerConfig`, saved beside every model, so a model always finds the tokenizer it was
 trained with.
 
@@ -45,7 +50,7 @@ class TokenizeError(ValueError):
 class TokenizerConfig:
     """The token vocabulary and grid; saved as ``tokenizer.json`` beside every model."""
 
-    version: str = "remi-2"
+    version: str = "remi-3"
     steps_per_beat: int = 4
     meters: tuple[int, ...] = (3, 4)  # beats per bar
     durations: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # steps a note may last
@@ -71,7 +76,7 @@ class TokenizerConfig:
             + [f"Key_{k}" for k in range(24)]
             + [BAR]
             + [f"Pos_{p}" for p in range(self.positions)]
-            + [f"Pitch_{p}" for p in range(self.pitch_low, self.pitch_high + 1)]
+            + [f"Pitch_{p}" for p in range(self.pitch_low - 11, self.pitch_high + 1)]
             + [f"Dur_{d}" for d in self.durations]
         )
 
@@ -197,13 +202,20 @@ def key_of(piece: GridPiece) -> int:
     return int(np.nanargmax(scores))
 
 
+def key_reference(key: int) -> int:
+    """The pitch class pitches are written relative to: the tonic, or a minor key's relative major's tonic."""
+    return key % 12 if key < 12 else (key + 3) % 12
+
+
 def encode(piece: GridPiece, config: TokenizerConfig) -> list[str]:
     """The piece's tokens: its meter and key, then bar by bar the positions and their notes, highest first."""
     bar = piece.bar_steps(config)
     at: dict[int, list[GridNote]] = defaultdict(list)
     for n in piece.notes:
         at[n.step].append(n)
-    tokens = [f"Meter_{piece.meter}", f"Key_{key_of(piece)}"]
+    key = key_of(piece)
+    reference = key_reference(key)
+    tokens = [f"Meter_{piece.meter}", f"Key_{key}"]
     for number in range(piece.bars(config)):
         tokens.append(BAR)
         for step in range(number * bar, (number + 1) * bar):
@@ -214,26 +226,29 @@ def encode(piece: GridPiece, config: TokenizerConfig) -> list[str]:
                 notes = notes[: config.max_notes_per_position - 1] + notes[-1:]
             tokens.append(f"Pos_{step - number * bar}")
             for n in notes:
-                tokens += [f"Pitch_{n.pitch}", f"Dur_{nearest_duration(n.steps, config)}"]
+                tokens += [f"Pitch_{n.pitch - reference}", f"Dur_{nearest_duration(n.steps, config)}"]
     return tokens
 
 
 def decode(tokens: Iterable[str], config: TokenizerConfig) -> GridPiece:
     """The notes a token sequence stands for; tokens out of order (a pitch with no position) are skipped."""
-    meter, bar, position, pitch = max(config.meters), -1, None, None
+    meter, bar, position, pitch, reference = max(config.meters), -1, None, None, 0
     notes: list[GridNote] = []
     for token in tokens:
         kind, _, value = token.partition("_")
         if kind == "Meter" and bar < 0:
             meter = int(value)
+        elif kind == "Key" and bar < 0:
+            reference = key_reference(int(value))
         elif token == BAR:
             bar, position, pitch = bar + 1, None, None
         elif kind == "Pos" and bar >= 0:
             position, pitch = int(value), None
         elif kind == "Pitch" and position is not None:
-            pitch = int(value)
+            pitch = int(value) + reference
         elif kind == "Dur" and pitch is not None and position is not None:
-            notes.append(GridNote(bar * meter * config.steps_per_beat + position, pitch, int(value)))
+            if 0 <= pitch <= 127:
+                notes.append(GridNote(bar * meter * config.steps_per_beat + position, pitch, int(value)))
             pitch = None
     return GridPiece(meter, tuple(sorted(notes)))
 
@@ -243,14 +258,29 @@ def token_pitch(token: str) -> int | None:
     return int(value) if kind == "Pitch" else None
 
 
+def token_key(tokens: Sequence[str]) -> int:
+    return next((int(t.partition("_")[2]) for t in tokens if t.startswith("Key_")), 0)
+
+
 def transposition_range(tokens: Sequence[str], config: TokenizerConfig) -> tuple[int, int]:
-    """The semitone shifts (low, high) within ``max_shift`` that keep every pitch in the tokenizer's range."""
-    pitches = [p for p in (token_pitch(t) for t in tokens) if p is not None]
+    """The key shifts (low, high) within ``max_shift`` that keep every pitch in the tokenizer's range."""
+    reference = key_reference(token_key(tokens))
+    pitches = [p + reference for p in (token_pitch(t) for t in tokens) if p is not None]
     if not pitches:
         return 0, 0
-    low = max(-config.max_shift, config.pitch_low - min(pitches))
-    high = min(config.max_shift - 1, config.pitch_high - max(pitches))
-    return (low, high) if low <= high else (0, 0)
+    low, high = -config.max_shift, config.max_shift - 1
+    allowed = [
+        shift
+        for shift in range(low, high + 1)
+        if config.pitch_low <= min(pitches) + moved(reference, shift)
+        and max(pitches) + moved(reference, shift) <= config.pitch_high
+    ]
+    return (min(allowed), max(allowed)) if allowed else (0, 0)
+
+
+def moved(reference: int, shift: int) -> int:
+    """How far the notes move when the key moves by ``shift``: to the new reference, within the octave."""
+    return (reference + shift) % 12 - reference
 
 
 def shift_key(token: str, semitones: int) -> str:
@@ -263,5 +293,5 @@ def shift_key(token: str, semitones: int) -> str:
 
 
 def transpose(tokens: Sequence[str], semitones: int) -> list[str]:
-    """The tokens with every pitch, and the key, moved by ``semitones``."""
-    return [f"Pitch_{p + semitones}" if (p := token_pitch(t)) is not None else shift_key(t, semitones) for t in tokens]
+    """The piece in the key ``semitones`` away: only its key token changes (pitches are relative to the key)."""
+    return [shift_key(t, semitones) for t in tokens]

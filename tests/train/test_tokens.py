@@ -99,12 +99,26 @@ def test_notes_at_one_position_go_highest_first_and_lengths_snap() -> None:
     piece = GridPiece(4, (GridNote(0, 60, 4), GridNote(0, 67, 5), GridNote(0, 64, 4), GridNote(17, 62, 40)))
     tokens = encode(piece, CONFIG)
     assert tokens == [
-        "Meter_4", "Key_2", BAR, "Pos_0", "Pitch_67", "Dur_6", "Pitch_64", "Dur_4", "Pitch_60", "Dur_4",
-        BAR, "Pos_1", "Pitch_62", "Dur_32",
-    ]  # fmt: skip
-    assert decode(["Pitch_60", "Dur_4", "Meter_3", BAR, "Dur_4", "Pos_2", "Pitch_60", "Dur_2"], CONFIG).notes == (
+        "Meter_4",
+        "Key_2",
+        BAR,
+        "Pos_0",
+        "Pitch_65",
+        "Dur_6",
+        "Pitch_62",
+        "Dur_4",
+        "Pitch_58",
+        "Dur_4",
+        BAR,
+        "Pos_1",
+        "Pitch_60",
+        "Dur_32",
+    ]  # fmt: skip  (D major: pitches written relative to D, two semitones down)
+    assert decode(
+        ["Pitch_60", "Dur_4", "Meter_3", "Key_21", BAR, "Dur_4", "Pos_2", "Pitch_60", "Dur_2"], CONFIG
+    ).notes == (
         GridNote(2, 60, 2),
-    )  # a pitch before any position, a duration with no pitch: skipped
+    )  # a pitch before any position, a duration with no pitch: skipped (A minor is spelt as C major)
 
 
 def test_the_key_is_read_from_the_notes() -> None:
@@ -116,12 +130,19 @@ def test_the_key_is_read_from_the_notes() -> None:
     assert key_of(GridPiece(4, (GridNote(0, 60, 4), GridNote(0, 67, 5), GridNote(0, 64, 4), GridNote(17, 62, 40)))) == 2
 
 
-def test_transposition_stays_in_range() -> None:
-    tokens = ["Meter_4", "Key_14", BAR, "Pos_0", "Pitch_105", "Dur_4", "Pitch_40", "Dur_4"]
+def test_moving_a_piece_to_another_key_moves_only_its_key_token() -> None:
+    piece = GridPiece(4, (GridNote(0, 105, 4), GridNote(0, 40, 4), GridNote(4, 62, 4)))
+    tokens = encode(piece, CONFIG)
     low, high = transposition_range(tokens, CONFIG)
-    assert (low, high) == (-6, 3)
-    assert transpose(tokens, 3)[4] == "Pitch_108" and transpose(tokens, -6)[6] == "Pitch_34"
-    assert transpose(tokens, 3)[1] == "Key_17" and transpose(tokens, -3)[1] == "Key_23"  # D minor -> F, B minor
+    assert low >= -6 and high <= 5 and low < 0 < high
+    for shift in range(low, high + 1):
+        moved = transpose(tokens, shift)
+        assert [t for t in moved if not t.startswith("Key_")] == [t for t in tokens if not t.startswith("Key_")]
+        notes = decode(moved, CONFIG).notes
+        assert len({n.pitch - o.pitch for n, o in zip(notes, sorted(piece.notes), strict=True)}) == 1  # all alike
+        assert {(n.pitch - o.pitch) % 12 for n, o in zip(notes, sorted(piece.notes), strict=True)} == {shift % 12}
+        assert all(CONFIG.pitch_low <= n.pitch <= CONFIG.pitch_high for n in notes)  # still in range
+    assert transpose(["Key_14"], 3) == ["Key_17"] and transpose(["Key_14"], -3) == ["Key_23"]  # modes kept
 
 
 def test_what_cannot_be_tokenised_says_why() -> None:

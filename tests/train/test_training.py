@@ -94,9 +94,10 @@ def test_a_small_catalogue_fine_tunes_the_shipped_base_model(catalogue: Catalogu
         own, behind = training_pieces(Path(version.path), version.config["lineage"])
     assert len(own) == 4 and len(behind) > 1000  # the base's corpus pieces are checked against too
     scratch = TrainSettings(epochs=1, prototype_epochs=0, stride=96, base_below=0)
-    assert train_from_catalogue(catalogue.sessions, catalogue.home.models_dir, scratch, force=True).metrics[
-        "started_from"
-    ] == outcome.model_id  # once a model exists, the next warm-starts from it, not from the base
+    assert (
+        train_from_catalogue(catalogue.sessions, catalogue.home.models_dir, scratch, force=True).metrics["started_from"]
+        == outcome.model_id
+    )  # once a model exists, the next warm-starts from it, not from the base
 
 
 def test_settings_are_checked_when_made() -> None:
