@@ -131,16 +131,17 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             if missing <= 0:
                 break
             track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
+            heads = [_header(saved, style, bool(prompt), rng) for style in track_styles]
             bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
             beats = [settings.minutes * bpm for bpm in bpms]
             steps = int(max(beats) / 3 * max(saved.config.tokens_per_bar, 4.0) * 1.5) + 64  # bars of 3 beats or more
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
             ids = sample(
                 saved, batch=missing, steps=steps, temperature=temperature, top_p=settings.top_p,
-                seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, prompt),
+                seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, heads, prompt),
             )  # fmt: skip
-            for row, style, bpm, need in zip(ids.tolist(), track_styles, bpms, beats, strict=True):
-                tokens = take_bars(saved.vocab.decode(prompt[:header]) + saved.vocab.decode(row), need)
+            for row, style, head, bpm, need in zip(ids.tolist(), track_styles, heads, bpms, beats, strict=True):
+                tokens = take_bars(saved.vocab.decode(prompt[:header] or head) + saved.vocab.decode(row), need)
                 if tokens is None:
                     rejected["too_short"] += 1
                     continue
@@ -235,10 +236,19 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
     return [int(i) for i in saved.vocab.encode([*tokens[: bars[0]], *tokens[first:]])]
 
 
-def _prompts(saved: SavedModel, styles: list[str], prompt: list[int]) -> np.ndarray:
-    """Each track starts from the separator, its style token, then the prompt's tokens."""
+def _header(saved: SavedModel, style: str, prompted: bool, rng: random.Random) -> list[int]:
+    """A meter and key from one of the style's own pieces (none with a prompt, which brings its own)."""
+    choices = saved.config.headers.get(style) or []
+    if prompted or not choices:
+        return []
+    return [int(i) for i in saved.vocab.encode(rng.choice(choices))]
+
+
+def _prompts(saved: SavedModel, styles: list[str], heads: list[list[int]], prompt: list[int]) -> np.ndarray:
+    """Each track starts from the separator, its style token, then the prompt's tokens or its style's meter and key."""
     sep = saved.vocab.index[SEP]
-    rows = [[sep, saved.vocab.index.get(style_token(style), sep), *prompt] for style in styles]
+    rows = [[sep, saved.vocab.index.get(style_token(style), sep), *head, *prompt] for style, head in zip(
+        styles, heads, strict=True)]  # fmt: skip
     return np.array(rows, dtype=np.int32)
 
 

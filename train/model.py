@@ -29,6 +29,8 @@ class ModelConfig:
     learning_rate: float = 2e-3
     tempos: list[float] = field(default_factory=list)  # the training pieces' tempos, drawn per track
     styles: dict[str, list[float]] = field(default_factory=dict)  # style -> its pieces' tempos
+    # style -> its pieces' opening tokens (meter and key): a track takes one, so it sits where its playlist does
+    headers: dict[str, list[list[str]]] = field(default_factory=dict)
     tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
     seed: int = 0
 

@@ -202,6 +202,7 @@ def fit(
         learning_rate=settings.learning_rate,
         tempos=sorted({round(p.tempo, 1) for p in pieces}),
         styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
+        headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
         seed=settings.seed,
     )
