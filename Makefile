@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-2
 APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
 TEST_APT_PACKAGES := chromium chromium-driver
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
@@ -42,6 +42,9 @@ $(STAMP): pyproject.toml constraints.txt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@# librosa's numba kernels: drop any cache a crashed or concurrent run left, compile them once here
+	find $(VENV)/lib -path '*/librosa/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
+	$(BIN)/python -m transcribe.numba_cache
 	touch $(STAMP)
 
 lint: install

@@ -26,6 +26,7 @@ from db.files import atomic_path
 from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.notes import NoteEvent
+from transcribe.numba_cache import load_librosa
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
@@ -104,6 +105,8 @@ class Transcriber:
     def __init__(self, settings: TranscriptionSettings | None = None, *, threads: int = 0) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import onnxruntime as ort
+
+        load_librosa()  # before any worker touches librosa's kernels (see transcribe.numba_cache)
 
         self.settings = settings or TranscriptionSettings()
         options = ort.SessionOptions()
@@ -202,6 +205,7 @@ def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSetting
     time, each segment read with ten seconds of context on both sides, a note belonging to the
     segment its onset falls in. (With the melodia trick on, its global search runs per segment.)
     """
+    load_librosa()  # basic-pitch's note creation imports librosa: load its kernels under the lock first
     from basic_pitch.note_creation import model_frames_to_time, output_to_notes_polyphonic
 
     s = settings

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from transcribe.notes import NoteEvent
+from transcribe.numba_cache import load_librosa
 
 METERS = (4, 3)  # beats per bar, in order of preference when two fit equally
 ENVELOPE_FPS = 100.0  # frames per second of an onset envelope made from notes
@@ -75,7 +76,7 @@ class BeatGrid:
 
 def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float) -> tuple[float, ...]:
     """Beat times (seconds) from an onset-strength envelope with librosa's beat tracker."""
-    import librosa
+    librosa = load_librosa()
 
     if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
         return ()

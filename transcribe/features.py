@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from transcribe.numba_cache import load_librosa
+
 N_FFT = 2048
 HOP = 512
 N_MFCC = 20
@@ -76,7 +78,7 @@ class FeatureAccumulator:
         self._onsets: list[np.ndarray] = []
 
     def add(self, chunk: np.ndarray) -> None:
-        import librosa
+        librosa = load_librosa()
 
         self.samples += chunk.size
         if chunk.size < N_FFT:
@@ -138,7 +140,7 @@ class FeatureAccumulator:
 
 def estimate_tempo(onset_envelope: np.ndarray, sample_rate: int, *, default: float = 120.0) -> float:
     """Beats per minute from the onset envelope's autocorrelation (librosa), folded into 60-180."""
-    import librosa
+    librosa = load_librosa()
 
     if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
         return default
