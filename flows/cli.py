@@ -33,10 +33,16 @@ def submit(
     retries: Annotated[int, typer.Option(min=0, max=10, help="retries of a 429/5xx/timeout")] = 3,
     backoff: Annotated[float, typer.Option(min=0, help="seconds before the first retry (doubles)")] = 2.0,
     sleep: Annotated[float, typer.Option(min=0, help="polite pause before each request (s)")] = 1.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait on a silent connection")] = 20.0,
     workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
     style: Annotated[str | None, typer.Option(help="style name for these playlists (default: from the title)")] = None,
 ) -> None:
-    """Ingest and transcribe the playlists or videos now."""
+    """Ingest and transcribe the playlists or videos now.
+
+    A playlist that cannot be read (site unreachable, name not resolving, timeouts past the retries)
+    is one ``error:`` line on stderr and exit status 1; the others go on, and the catalogue keeps
+    only what was read, so running the same command again resumes.
+    """
     from pydantic import ValidationError
 
     from ingest.catalogue import STYLE_PATTERN
@@ -51,6 +57,7 @@ def submit(
             retries=retries,
             backoff=backoff,
             sleep_between_requests=sleep,
+            socket_timeout=timeout,
         )
         if style is not None and not re.match(STYLE_PATTERN, style):
             _fail(f"--style takes lower-case letters, digits and dashes (at most 40), not {style!r}", code=2)
@@ -67,7 +74,20 @@ def submit(
         return
     from flows.pipeline import SubmitRequest, ingest_flow
 
-    _print_json(ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers))
+    result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
+    _print_json(result)
+    unread = [p for p in result["ingest"]["playlists"] if p.get("error")]
+    for playlist in unread:
+        typer.secho(f"error: {_one_line(playlist['error'])}; {UNREAD_HINT}", fg=typer.colors.RED, err=True)
+    if unread:
+        raise typer.Exit(1)
+
+
+UNREAD_HINT = "nothing from it was catalogued; run the same command again to retry"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 @app.command()

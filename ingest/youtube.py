@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Failures worth another try after a pause; every other reason is permanent.
-TRANSIENT_REASONS = frozenset({"rate_limited", "server_error", "timeout", "network", "truncated_transfer"})
+TRANSIENT_REASONS = frozenset(
+    {"rate_limited", "server_error", "timeout", "network", "unresolved", "truncated_transfer"}
+)
 
 
 class IngestSettings(BaseModel):
@@ -59,9 +61,12 @@ class IngestSettings(BaseModel):
             raise ValueError(f"min_duration {self.min_duration} must be below max_duration {self.max_duration}")
         return self
 
-    def backoff_delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based): exponential, capped."""
-        return float(min(self.backoff_max, self.backoff * 2**attempt))
+    def backoff_delay(self, n: int) -> float:
+        """Seconds to wait before retry number ``n`` (0-based): exponential, capped.
+
+        Also yt-dlp's ``retry_sleep_functions``, which it calls with a keyword: ``backoff_delay(n=0)``.
+        """
+        return float(min(self.backoff_max, self.backoff * 2**n))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -119,6 +124,7 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
             "http": settings.backoff_delay,
             "fragment": settings.backoff_delay,
             "extractor": settings.backoff_delay,
+            "file_access": settings.backoff_delay,
         },
         "sleep_interval_requests": settings.sleep_between_requests,
         "sleep_interval": settings.sleep_between_requests,
@@ -291,6 +297,7 @@ _REASONS = [
     (r"timed out|timeout", "timeout"),
     (r"content too short|incomplete read|did not get any data|downloaded \d+ bytes, expected", "truncated_transfer"),
     (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", "network"),
+    (r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed", "unresolved"),
     (r"http error 404|video unavailable|not available|has been removed|does not exist|http error 410", "unavailable"),
     (r"http error 403|forbidden", "forbidden"),
     (r"unsupported url", "unsupported"),

@@ -71,17 +71,21 @@ class Fault:
     """What the server does wrong for one path, ``times`` times (``None``: for ever).
 
     ``status``: answer with this HTTP error instead of the file. ``truncate``: promise the whole
-    file, send half, hang up. ``delay``: wait this many seconds before answering.
+    file, send half, hang up. ``delay``: wait this many seconds before answering. ``after``: answer
+    the first ``after`` requests properly (a site that fails mid-way: the extractor's request works,
+    the download's does not).
     """
 
     status: int | None = None
     truncate: bool = False
     delay: float = 0.0
     times: int | None = None
+    after: int = 0
+    seen: int = 0
     served: int = 0
 
     def active(self) -> bool:
-        return self.times is None or self.served < self.times
+        return self.seen > self.after and (self.times is None or self.served < self.times)
 
 
 @dataclass
@@ -124,7 +128,10 @@ def serve(root: Path) -> Iterator[FeedServer]:
         def _fault(self) -> Fault | None:
             with lock:
                 fault = faults.get(self.path.split("?")[0])
-                if fault is None or not fault.active():
+                if fault is None:
+                    return None
+                fault.seen += 1
+                if not fault.active():
                     return None
                 fault.served += 1
                 return fault

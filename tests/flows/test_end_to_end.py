@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from db.home import Home
 from sample.corpus import RenderedPiece
-from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -145,3 +146,46 @@ def test_transcription_fans_out_over_a_dask_cluster(
     assert workers == 2
     assert summary["transcribed"] == 2 and summary["accepted"] == 1 and summary["rejected"] == {"repetitive": 1}
     catalogue.cache_clear()
+
+
+UNRESOLVED_HOST = "playlists.tunesmith.invalid"
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("failure", ["timeout", "refused", "unresolved"])
+def test_a_site_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(
+    prefect_harness: None, home: Home, server: FeedServer, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    from db.catalogue import open_catalogue
+    from db.models import Playlist, Source
+    from flows.cli import app
+    from flows.pipeline import catalogue
+
+    catalogue.cache_clear()
+    if failure == "timeout":  # the playlist page answers, but only after the client has given up
+        url = server.write_feed("silent.xml", "Silent", [])
+        server.fail("silent.xml", Fault(delay=1.5))
+    elif failure == "refused":  # nothing listens on the port
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{closed.getsockname()[1]}/playlist.xml"
+    else:  # the name never resolves (resolution is answered here: no DNS query leaves the machine)
+        url = f"http://{UNRESOLVED_HOST}/playlist?list=PL1"
+        real_getaddrinfo = socket.getaddrinfo
+
+        def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+            if host == UNRESOLVED_HOST:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    args = ["submit", url, "--retries", "1", "--backoff", "0", "--sleep", "0", "--timeout", "0.5", "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output  # exited, not crashed
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert url in errors[0] and "run the same command again" in errors[0]
+    with open_catalogue(home).sessions() as session:  # nothing half-recorded
+        assert session.query(Playlist).count() == 0 and session.query(Source).count() == 0

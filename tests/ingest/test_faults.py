@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,49 @@ def test_yt_dlp_finds_its_javascript_runtime_for_youtube() -> None:
     header = subprocess.run([sys.executable, "-m", "yt_dlp", "-v"], capture_output=True, text=True, timeout=60).stderr
     assert "JS runtimes: deno-" in header, header
     assert "yt_dlp_ejs-" in header, header
+
+
+def test_yt_dlp_calls_every_retry_sleep_function_the_way_it_calls_them() -> None:
+    """yt-dlp's RetryManager passes the retry index as a keyword (``sleep_func(n=...)``) on every path."""
+    from yt_dlp.utils import RetryManager
+
+    from ingest.youtube import _ydl_opts
+
+    functions = _ydl_opts(SETTINGS)["retry_sleep_functions"]
+    assert set(functions) == {"http", "fragment", "extractor", "file_access"}
+    warnings: list[str] = []
+    for name, sleep_func in functions.items():
+        attempts = 0
+        for retry in RetryManager(
+            SETTINGS.retries,
+            functools.partial(
+                RetryManager.report_retry, sleep_func=sleep_func, info=warnings.append, warn=warnings.append
+            ),
+        ):
+            attempts += 1
+            if attempts == 1:
+                retry.error = OSError(f"{name} failed once")
+        assert attempts == 2, name
+    assert len([w for w in warnings if "Retrying" in w]) == 4
+
+
+def test_a_download_that_fails_after_the_extractor_read_it_is_retried_by_yt_dlp(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    """The extractor's request works, the download's answers 503 once: yt-dlp's own http retry path."""
+    name = _copy(server, feed_items[0], "midway.mp3")
+    server.fail(name, Fault(status=503, times=1, after=1))
+    source = _ingest_one(catalogue, server, FeedItem(name, "midway", "midway", feed_items[0].duration))
+    assert source.state is SourceState.DOWNLOADED, source.reason_detail
+    assert server.faults[f"/{name}"].served == 1
+    assert Path(source.audio_path or "").read_bytes() == (server.root / name).read_bytes()
+
+
+def test_a_playlist_feed_that_answers_503_once_is_read_on_the_retry(
+    server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    feed = server.write_feed("flaky-feed.xml", "Flaky feed", feed_items[:2])
+    server.fail("flaky-feed.xml", Fault(status=503, times=1))
+    listing = list_playlist(feed, SETTINGS)
+    assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items[:2]]
+    assert _gets(server, "flaky-feed.xml") == 2
