@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator  # noqa: E402
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from generate.batch import GenerateSettings, generate_batch  # noqa: E402
 from generate.quality import FEATURES  # noqa: E402
-from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, record_listing  # noqa: E402
+from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, save_listing  # noqa: E402
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
@@ -69,15 +69,14 @@ def expand_playlist(url: str, settings: IngestSettings, style: str | None = None
     except IngestError as error:
         get_run_logger().error("could not expand %s: %s", url, error)
         return {"url": url, "error": str(error), "reason": error.reason}
-    with catalogue().sessions.begin() as session:
-        playlist = record_listing(session, listing, settings, style=style)
-        return {
-            "url": url,
-            "playlist_id": playlist.id,
-            "title": playlist.title,
-            "style": playlist.style,
-            "entries": len(listing.entries),
-        }
+    playlist = save_listing(catalogue().sessions, listing, settings, style=style)
+    return {
+        "url": url,
+        "playlist_id": playlist.id,
+        "title": playlist.title,
+        "style": playlist.style,
+        "entries": len(listing.entries),
+    }
 
 
 @task(name="download-source")

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.claims import claim, release
 from db.models import Playlist, PlaylistEntry, Source, SourceState, utcnow
 from ingest.errors import IngestError
 from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio, list_playlist
@@ -24,6 +26,7 @@ class DownloadOutcome:
 
 
 STYLE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another live run is downloading it: left to that run
 
 
 def style_name(text: str | None) -> str | None:
@@ -77,6 +80,38 @@ def record_listing(
     return playlist
 
 
+@dataclass(frozen=True)
+class SavedPlaylist:
+    id: int
+    title: str | None
+    style: str
+
+
+def save_listing(
+    sessions: sessionmaker[Session],
+    listing: PlaylistListing,
+    settings: IngestSettings,
+    *,
+    style: str | None = None,
+    attempts: int = 3,
+) -> SavedPlaylist:
+    """:func:`record_listing` in its own transaction, retried when another run inserted the same rows first.
+
+    Two runs listing overlapping playlists at once both try to insert the new sources (or the same
+    playlist); the database's unique keys let one win and the other fail with an integrity error.
+    The loser simply runs again and finds the winner's rows.
+    """
+    for attempt in range(attempts):
+        try:
+            with sessions.begin() as session:
+                playlist = record_listing(session, listing, settings, style=style)
+                return SavedPlaylist(playlist.id, playlist.title, playlist.style)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def pending_source_ids(session: Session) -> list[int]:
     return list(session.scalars(select(Source.id).where(Source.state == SourceState.PENDING).order_by(Source.id)))
 
@@ -100,14 +135,18 @@ def download_source(
 ) -> DownloadOutcome:
     """Download one pending source and record the outcome; safe to re-run after a kill.
 
-    The download itself happens outside any transaction. The same audio reached through two
-    URLs is kept once: the later source is rejected as a duplicate of the first.
+    The download itself happens outside any transaction, under a claim (``db.claims``): a source
+    another live run is downloading is left to it (``claimed_elsewhere``, state unchanged). The same
+    audio reached through two URLs is kept once: the later source is rejected as a duplicate.
     """
+    claimed = claim(sessions, source_id, SourceState.PENDING)
     with sessions.begin() as session:
         source = session.get(Source, source_id)
         if source is None or source.state != SourceState.PENDING:
             state = source.state if source else SourceState.REJECTED
             return DownloadOutcome(source_id, state, source.reason if source else "missing")
+        if not claimed:
+            return DownloadOutcome(source_id, SourceState.PENDING, CLAIMED_ELSEWHERE)
         url, listed_duration = source.url, source.duration
 
     fetched = False
@@ -121,6 +160,7 @@ def download_source(
             with sessions.begin() as session:
                 source = session.get_one(Source, source_id)
                 source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, detail
+                release(source)
             return DownloadOutcome(source_id, SourceState.REJECTED, error.reason)
         path, info, fetched = download.path, download.info, True
 
@@ -133,6 +173,7 @@ def download_source(
             )
         )
         source.content_hash = content_hash
+        release(source)
         if twin is not None:
             source.state, source.reason = SourceState.REJECTED, "duplicate"
             source.reason_detail = f"same audio as source {twin.id}"
@@ -177,14 +218,13 @@ def ingest_urls(
         except IngestError as error:
             summary.errors.append(f"{url}: {error}")
             continue
-        with sessions.begin() as session:
-            record_listing(session, listing, settings)
+        save_listing(sessions, listing, settings)
         summary.playlists += 1
     with sessions() as session:
         pending = pending_source_ids(session)
     for source_id in pending:
         outcome = download_source(sessions, source_id, audio_dir, settings)
         summary.downloaded += outcome.downloaded
-        if outcome.reason:
+        if outcome.state is SourceState.REJECTED and outcome.reason:
             summary.rejected[outcome.reason] = summary.rejected.get(outcome.reason, 0) + 1
     return summary

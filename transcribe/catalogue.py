@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.claims import claim, release
 from db.models import Source, SourceState, Transcription
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
 from transcribe.basic_pitch import (
@@ -75,16 +76,17 @@ class TranscribeSummary:
         }
 
 
+WAITING = (SourceState.DOWNLOADED, SourceState.TRANSCRIBED)  # audio and no verdict yet
+
+
 def downloaded_source_ids(session: Session) -> list[int]:
     """Sources with audio and no verdict yet (including those a killed run left transcribed)."""
-    states = (SourceState.DOWNLOADED, SourceState.TRANSCRIBED)
-    return list(session.scalars(select(Source.id).where(Source.state.in_(states)).order_by(Source.id)))
+    return list(session.scalars(select(Source.id).where(Source.state.in_(WAITING)).order_by(Source.id)))
 
 
 def piece_jobs(session: Session, source_ids: Sequence[int], midi_dir: Path) -> list[PieceJob]:
     """The jobs for those of ``source_ids`` still waiting for a verdict."""
-    states = (SourceState.DOWNLOADED, SourceState.TRANSCRIBED)
-    rows = session.scalars(select(Source).where(Source.id.in_(source_ids), Source.state.in_(states)))
+    rows = session.scalars(select(Source).where(Source.id.in_(source_ids), Source.state.in_(WAITING)))
     return [
         PieceJob(source.id, Path(source.audio_path or ""), midi_dir / f"{source.id}.mid")
         for source in sorted(rows, key=lambda s: s.id)
@@ -123,6 +125,7 @@ def record_piece(
     """Store one piece's MIDI path, settings, analysis and verdict in one transaction."""
     with sessions.begin() as session:
         source = session.get_one(Source, result.source_id)
+        release(source)
         if result.analysis is None or result.midi_path is None:
             source.state, source.reason, source.reason_detail = SourceState.REJECTED, result.reason, result.detail
             return TranscribeOutcome(result.source_id, SourceState.REJECTED, result.reason)
@@ -157,7 +160,8 @@ def transcribe_sources(
 ) -> TranscribeSummary:
     """Transcribe the given sources across ``workers`` processes, recording each as it finishes.
 
-    ``progress(done, total, outcome)`` is called after each piece is recorded.
+    Each piece is claimed first (``db.claims``): one another live run is transcribing is left to
+    it. ``progress(done, total, outcome)`` is called after each piece is recorded.
     """
     from transcribe.parallel import run_pieces
 
@@ -165,6 +169,7 @@ def transcribe_sources(
     filter_settings = filter_settings or FilterSettings()
     with sessions() as session:
         jobs = piece_jobs(session, source_ids, midi_dir)
+    jobs = [job for job in jobs if claim(sessions, job.source_id, WAITING)]
     summary = TranscribeSummary()
     for result in run_pieces(jobs, settings, filter_settings, workers=workers):
         outcome = record_piece(sessions, result, settings, filter_settings)

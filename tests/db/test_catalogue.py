@@ -51,3 +51,39 @@ def test_database_url_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert (tmp_path / "elsewhere.db").is_file()
     assert not (tmp_path / "h" / "catalogue.sqlite").exists()
     cat.engine.dispose()
+
+
+def test_a_claim_is_one_owners_until_it_is_released_or_its_owner_is_gone(catalogue: Catalogue) -> None:
+    import os
+    import socket
+    from datetime import timedelta
+
+    from db.claims import claim, owner, release
+    from db.models import utcnow
+
+    with catalogue.sessions.begin() as session:
+        rows = [Source(key=f"claim-{i}", url=f"https://example.org/{i}") for i in range(4)]
+        session.add_all(rows)
+        session.flush()
+        ids = [row.id for row in rows]
+    host = socket.gethostname()[:80]
+    alive_elsewhere = f"{host}:{os.getppid()}:another"  # our parent: a live process that is not us
+    with catalogue.sessions.begin() as session:
+        session.get_one(Source, ids[1]).claimed_by = alive_elsewhere
+        session.get_one(Source, ids[1]).claimed_at = utcnow()
+        session.get_one(Source, ids[2]).claimed_by = f"{host}:999999999:dead"  # no such process
+        session.get_one(Source, ids[2]).claimed_at = utcnow()
+        session.get_one(Source, ids[3]).claimed_by = "another-host:1:token"  # cannot tell: only its age counts
+        session.get_one(Source, ids[3]).claimed_at = utcnow() - timedelta(hours=3)
+
+    assert claim(catalogue.sessions, ids[0], SourceState.PENDING)
+    assert claim(catalogue.sessions, ids[0], SourceState.PENDING)  # the same owner again
+    assert not claim(catalogue.sessions, ids[0], SourceState.DOWNLOADED)  # not in that state
+    assert not claim(catalogue.sessions, ids[1], SourceState.PENDING)  # a live owner holds it
+    assert claim(catalogue.sessions, ids[2], SourceState.PENDING)  # its owner is gone: taken over
+    assert claim(catalogue.sessions, ids[3], SourceState.PENDING)  # held past the bound: taken over
+    with catalogue.sessions() as session:
+        assert [session.get_one(Source, i).claimed_by for i in ids] == [owner(), alive_elsewhere, owner(), owner()]
+    with catalogue.sessions.begin() as session:
+        release(session.get_one(Source, ids[1]))
+    assert claim(catalogue.sessions, ids[1], SourceState.PENDING)  # released: free again

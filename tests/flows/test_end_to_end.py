@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +193,54 @@ def test_a_site_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(
     assert url in errors[0] and "run the same command again" in errors[0]
     with open_catalogue(home).sessions() as session:  # nothing half-recorded
         assert session.query(Playlist).count() == 0 and session.query(Source).count() == 0
+
+
+@pytest.mark.network
+@pytest.mark.both_databases
+def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
+    home: Home, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    """Two `tunesmith submit` processes on overlapping playlists (the same entries under two URLs), into one home."""
+    from db.catalogue import open_catalogue
+    from db.models import PlaylistEntry, Source
+    from ingest.youtube import download_audio
+
+    solo = len(server.requests)  # what one download costs in requests (yt-dlp's extractor reads the head first)
+    download_audio(server.url(feed_items[0].filename), home.root / "solo", LOOPBACK_INGEST)
+    per_download = sum(r == f"/{feed_items[0].filename}" for r in server.requests[solo:])
+
+    first = server.write_feed("together-a.xml", "Together", feed_items[:3])
+    second = server.write_feed("together-b.xml", "Together", feed_items[1:])
+    for item in feed_items:  # slow media: the two runs' downloads overlap for many seconds, whoever starts first
+        server.fail(item.filename, Fault(delay=1.5))
+    before = len(server.requests)
+    command = [str(Path(sys.executable).with_name("tunesmith")), "submit", "--sleep", "0", "--backoff", "0.05"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # as a user's shell: no server
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    runs = [
+        subprocess.Popen(
+            [*command, url, "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for url in (first, second)
+    ]
+    try:
+        outputs = [run.communicate(timeout=600) for run in runs]
+    finally:
+        for item in feed_items:
+            server.faults.pop(f"/{item.filename}", None)
+    for run, (_out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-3000:]
+        assert "ERROR" not in err and "Traceback" not in err, err[-3000:]
+
+    media = Counter(r for r in server.requests[before:] if r.endswith(".mp3") and not r.startswith("HEAD"))
+    assert sorted(media) == sorted(f"/{item.filename}" for item in feed_items)
+    assert set(media.values()) == {per_download}, media  # every media file fetched once
+    with open_catalogue(home).sessions() as session:
+        sources = {s.key: (s.state.value, s.reason, s.claimed_by) for s in session.query(Source)}
+        assert session.query(PlaylistEntry).count() == 3 + (len(feed_items) - 1)
+    # what one run after the other gives: every entry catalogued once, each with its verdict, no claim left
+    expected = {f"rss:{item.guid}": ("accepted", None, None) for item in feed_items}
+    expected["rss:test:hammered"] = ("rejected", "repetitive", None)
+    assert sources == expected
+    assert not list(home.midi_dir.glob(".*tmp*")) and not list(home.audio_dir.glob(".download-*"))
+    assert not list(home.prefect_dir.glob("private-*"))  # the second run's own Prefect home is gone with it

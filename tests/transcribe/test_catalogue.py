@@ -96,7 +96,8 @@ def test_parallel_transcription_records_verdicts_features_and_resumes(
 def test_a_killed_run_leaves_no_verdict_and_is_redone(catalogue: Catalogue, pieces: list[RenderedPiece]) -> None:
     """A half-written MIDI (the run died before the rename) is never recorded; the re-run redoes the piece."""
     ids = _downloaded(catalogue, {"chorale": pieces[0].audio_path})
-    (catalogue.home.midi_dir / f".{ids['chorale']}.mid.tmp").write_bytes(b"MThd half")
+    dead_writer = catalogue.home.midi_dir / f".{ids['chorale']}.mid.999999999-0badc0de.tmp"  # no such pid
+    dead_writer.write_bytes(b"MThd half")
     with catalogue.sessions() as session:
         assert downloaded_source_ids(session) == [ids["chorale"]]
     summary = transcribe_sources(catalogue.sessions, [ids["chorale"]], catalogue.home.midi_dir, workers=1)
