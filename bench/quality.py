@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 from db.catalogue import open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from db.models import Playlist, PlaylistEntry, Source, SourceState, Transcription  # noqa: E402
-from generate.batch import GenerateSettings, generate_batch  # noqa: E402
+from generate.batch import GenerateSettings, GenerationError, generate_batch  # noqa: E402
 from generate.quality import FEATURES  # noqa: E402
 from train.base import bench_pieces  # noqa: E402
 from train.tokens import GridPiece, TokenizerConfig, quantise  # noqa: E402
@@ -250,12 +250,21 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
         trained_in = time.perf_counter() - started
         metrics = outcome.metrics or {}
         started = time.perf_counter()
-        batch = generate_batch(
-            catalogue.sessions, home.batches_dir,
-            GenerateSettings(
-                count=args.tracks, minutes=args.minutes, seed=args.seed, temperature=args.temperature, top_p=args.top_p
-            ),
-        )  # fmt: skip
+        try:
+            batch = generate_batch(
+                catalogue.sessions, home.batches_dir,
+                GenerateSettings(
+                    count=args.tracks, minutes=args.minutes, seed=args.seed, temperature=args.temperature,
+                    top_p=args.top_p,
+                ),
+            )  # fmt: skip
+        except GenerationError as error:  # a model that writes nothing usable is a result too
+            return {
+                "style": style, "init": init, "train_pieces": len(train), "reference_pieces": len(reference),
+                "failed": str(error), "nll_per_note": metrics.get("nll_per_note"),
+                "baselines": {k: v["nll_per_note"] for k, v in metrics.get("baselines", {}).items()},
+                "epochs": metrics.get("epochs"), "train_seconds": round(trained_in),
+            }  # fmt: skip
         generated_in = time.perf_counter() - started
         manifest = json.loads((batch.folder / "manifest.json").read_text())
         generated = [style_features(piece, bpm) for piece, bpm in batch_pieces(batch.folder)]
@@ -316,6 +325,14 @@ def main() -> None:
             result = run_style(style, init, args)
             results.append(result)
             r = result
+            if "failed" in r:
+                baselines = ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items())
+                print(
+                    f"\n== {style}, {'fine-tuned from the base model' if init == 'base' else 'trained from scratch'}: "
+                    f"{r['train_pieces']} pieces to train on (trained {r['epochs']} epochs in {r['train_seconds']} s)\n"
+                    f"  NLL per note: model {r['nll_per_note']:.3f}; {baselines}\n  no batch: {r['failed']}"
+                )
+                continue
             print(
                 f"\n== {style}, {'fine-tuned from the base model' if init == 'base' else 'trained from scratch'}: "
                 f"{r['train_pieces']} pieces to train on, {r['reference_pieces']} held back, {r['tracks']} tracks "
@@ -334,8 +351,9 @@ def main() -> None:
             print("  feature means, batch / held-back: " + ", ".join(f"{k} {gen[k]}/{real[k]}" for k in gen))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    finite = [r["accuracy"] for r in results if not math.isnan(r["accuracy"])]
-    print(f"\nworst classifier accuracy over {len(results)} runs: {max(finite):.2f}")
+    finite = [r["accuracy"] for r in results if "failed" not in r and not math.isnan(r["accuracy"])]
+    if finite:
+        print(f"\nworst classifier accuracy over {len(finite)} batches: {max(finite):.2f}")
 
 
 if __name__ == "__main__":

@@ -240,12 +240,6 @@ class Service:
     def _names(self, prefix: str) -> list[str]:
         return sorted(p.stem for p in self.run_dir.glob(f"{prefix}*.pid")) if self.run_dir.is_dir() else []
 
-    def status(self) -> dict[str, object]:
-        return {
-            "server": {"running": self._running("server") is not None, "healthy": self.healthy(), "ui": self.ui_url},
-            "workers": {name: self._running(name) is not None for name in self._names("worker-")},
-        }
-
 
 def _wait_gone(pid: int, seconds: float) -> bool:
     """Wait up to ``seconds`` for ``pid`` to exit (reaping it when it is this process's child)."""

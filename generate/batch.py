@@ -113,7 +113,9 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     tokenizer = saved.tokenizer
     own, behind = training_pieces(model_path, lineage)
     index = CopyIndex(behind, tokenizer)
-    rng = random.Random(settings.seed if settings.seed is not None else time.time_ns())
+    if settings.seed is None:  # draw one and record it, so any batch can be made again
+        settings = dataclasses.replace(settings, seed=random.SystemRandom().randrange(2**31))
+    rng = random.Random(settings.seed)
     styles = _styles(saved, settings.style)
     weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
     prompt = _prompt_ids(saved, settings.prompt_midi)

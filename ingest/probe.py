@@ -14,9 +14,6 @@ from ingest.errors import DownloadError
 @dataclass(frozen=True)
 class AudioProbe:
     duration: float  # seconds
-    codec: str
-    sample_rate: int
-    channels: int
 
 
 def probe_audio(path: Path, *, timeout: float = 60.0) -> AudioProbe:
@@ -39,16 +36,10 @@ def probe_audio(path: Path, *, timeout: float = 60.0) -> AudioProbe:
     if result.returncode != 0 or not streams:
         why = (result.stderr or "no audio stream").strip().splitlines()[-1:] or ["no audio stream"]
         raise DownloadError(f"{path.name} is not audio: {why[0]}", reason="not_audio")
-    stream = streams[0]
     duration = _packet_duration(ffprobe, path, timeout)
     if duration is None or duration <= 0:
         raise DownloadError(f"{path.name}: ffprobe found an audio stream with no duration", reason="not_audio")
-    return AudioProbe(
-        duration=duration,
-        codec=str(stream.get("codec_name", "?")),
-        sample_rate=int(stream.get("sample_rate") or 0),
-        channels=int(stream.get("channels") or 0),
-    )
+    return AudioProbe(duration=duration)
 
 
 def _packet_duration(ffprobe: str, path: Path, timeout: float) -> float | None:

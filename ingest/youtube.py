@@ -68,9 +68,6 @@ class IngestSettings(BaseModel):
         """
         return float(min(self.backoff_max, self.backoff * 2**n))
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 @dataclass(frozen=True)
 class Entry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 from transcribe.features import AudioFeatures
 from transcribe.notes import NoteEvent
 from transcribe.repetition import piece_repetition
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
         return None
     from music21 import note as m21note
     from music21 import stream
+    from music21.exceptions21 import Music21Exception
 
     weights = np.zeros(12)
     for event in notes:
@@ -79,7 +83,8 @@ def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
             piece.append(m21note.Note(60 + pitch_class, quarterLength=round(float(weight), 2)))
     try:
         key = piece.analyze("key")
-    except Exception:  # music21 raises bare exceptions on degenerate input
+    except Music21Exception as error:  # the key analysis found nothing to go on: the piece has no key
+        log.warning("no key for a piece of %d notes: %s", len(notes), error)
         return None
     return f"{key.tonic.name} {key.mode}"
 

@@ -39,10 +39,6 @@ class AudioFeatures:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def vector(self) -> np.ndarray:
-        """A fixed-length description for similarity search (see :func:`similarity_vector`)."""
-        return similarity_vector(self.to_dict())
-
 
 def similarity_vector(features: dict[str, Any]) -> np.ndarray:
     """The features stored in the catalogue as one vector, each group on a comparable scale.

@@ -43,7 +43,6 @@ class Repetition:
     pattern_length: int  # the n at which the pattern share was reached
     pattern_share: float  # share of events covered by the most repeated short pattern
     bar_similarity: float  # mean Jaccard similarity of a bar to the one 1 or 2 bars before (the larger)
-    events: int
 
 
 def onset_events(notes: Sequence[NoteEvent], tempo: float, *, steps_per_beat: int = STEPS_PER_BEAT) -> list[Event]:
@@ -110,7 +109,6 @@ def repetition(events: Sequence[Event], *, bar_similarity: float = 0.0) -> Repet
         pattern_length=best_n,
         pattern_share=round(best, 4),
         bar_similarity=bar_similarity,
-        events=len(events),
     )
 
 

@@ -96,6 +96,13 @@ def test_submit_train_generate_pull(
     assert pulled.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out" / folder.name).glob("*.mp3")) == ["01.mp3", "02.mp3"]
 
+    # A batch made without a seed records the one it drew, and that seed makes the same batch again.
+    drawn = Path(batch_flow(count=1, minutes=0.25, style="end-to-end")["folder"])
+    seed = json.loads((drawn / "manifest.json").read_text())["settings"]["seed"]
+    again = Path(batch_flow(count=1, minutes=0.25, style="end-to-end", seed=seed)["folder"])
+    assert isinstance(seed, int) and again != drawn
+    assert (again / "01.mid").read_bytes() == (drawn / "01.mid").read_bytes()
+
 
 def test_submit_refuses_local_paths_before_starting_anything(home: Home) -> None:
     from flows.cli import app
