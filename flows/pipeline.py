@@ -143,6 +143,7 @@ def publish_batch(folder: Path) -> None:
     lines = [
         f"# {folder.name}",
         f"**Folder:** `{folder}` (copy it out with `tunesmith pull --batch latest --to DIR`)",
+        f"**Page:** [{folder.name}/index.html]({(folder / 'index.html').as_uri()}) (players, piano rolls, keys)",
         f"**Licence:** {manifest['licence']}",
         f"**Longest span copied from any training piece:** {manifest['longest_copy']} onsets",
         f"**Overlap with the training set (Yang & Lerch):** {overlaps}",

@@ -23,6 +23,7 @@ from generate.arrange import PALETTES, arrange, write_midi
 from generate.audio import wav_to_mp3
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
+from generate.page import write_page
 from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
@@ -173,6 +174,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
         }
         (work / "manifest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         folder = batches_dir / f"batch-{stamp}"
+        write_page(work, summary, folder.name)
         work.replace(folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from db.home import Home
 from sample.corpus import RenderedPiece
 from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
+from tests.generate.test_page import page_links
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -95,6 +96,9 @@ def test_submit_train_generate_pull(
     pulled = runner.invoke(app, ["pull", "--to", str(tmp_path / "out")])
     assert pulled.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out" / folder.name).glob("*.mp3")) == ["01.mp3", "02.mp3"]
+    page = page_links(tmp_path / "out" / folder.name / "index.html")  # the page travels with the batch
+    assert page["audio"] == ["01.mp3", "02.mp3"] and page["img"] == ["01.png", "02.png"]
+    assert all((tmp_path / "out" / folder.name / link).is_file() for links in page.values() for link in links)
 
     # A batch made without a seed records the one it drew, and that seed makes the same batch again.
     drawn = Path(batch_flow(count=1, minutes=0.25, style="end-to-end")["folder"])

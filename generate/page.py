@@ -1,0 +1,77 @@
+"""A batch's page: ``index.html`` beside its tracks, to listen and choose without any other tool.
+
+Every track gets its audio player, piano roll, key, tempo, meter, length, instruments and style
+(and its form, when the manifest plans one); the batch its licence and model. Only relative links
+to files in the folder and inline CSS: the page works opened from disk (file://), from any static
+server, and after ``tunesmith pull`` copies the folder elsewhere.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+PAGE = "index.html"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
+header p { margin: 0.2rem 0; }
+article { border-top: 1px solid #ccc; padding: 1rem 0; }
+article h2 { font-size: 1.1rem; margin: 0 0 0.5rem; }
+audio { width: 100%; }
+img { width: 100%; height: auto; border: 1px solid #eee; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; margin: 0.5rem 0; }
+dt { color: #666; }
+dd { margin: 0; }
+"""
+
+
+def _length(seconds: float) -> str:
+    minutes, rest = divmod(round(float(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _track(track: dict[str, Any]) -> str:
+    facts = {
+        "key": track.get("key"),
+        "tempo": f"{track['tempo']:g} bpm" if track.get("tempo") else None,
+        "meter": f"{track['meter']} beats a bar" if track.get("meter") else None,
+        "length": f"{_length(track['duration'])} ({track['bars']} bars)" if track.get("duration") else None,
+        "form": " ".join(str(part) for part in track["form"]) if track.get("form") else None,
+        "instruments": (track.get("instruments") or {}).get("name"),
+        "style": track.get("style"),
+    }
+    rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts.items() if value)
+    mp3, png, mid = (escape(str(track[k]), quote=True) for k in ("mp3", "pianoroll", "midi"))
+    return (
+        f'<article id="track-{int(track["position"])}">'
+        f"<h2>{escape(str(track['title']))}</h2>"
+        f'<audio controls preload="none" src="{mp3}"></audio>'
+        f"<dl>{rows}</dl>"
+        f'<img src="{png}" alt="piano roll of {escape(str(track["title"]), quote=True)}">'
+        f'<p><a href="{mp3}" download>MP3</a> · <a href="{mid}" download>MIDI</a></p>'
+        "</article>"
+    )
+
+
+def render_page(manifest: dict[str, Any], name: str) -> str:
+    """The page's HTML for a batch ``manifest`` (as written to manifest.json) in the folder ``name``."""
+    tracks = "".join(_track(track) for track in manifest["tracks"])
+    return (
+        "<!doctype html>"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(name)}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{STYLE}</style></head><body>"
+        f"<header><h1>{escape(name)}</h1>"
+        f"<p><strong>Licence:</strong> {escape(str(manifest['licence']))}</p>"
+        f"<p>{len(manifest['tracks'])} tracks by model version {escape(str(manifest['model_id']))}, "
+        f'made {escape(str(manifest["created"]))}; details in <a href="manifest.json">manifest.json</a>.</p>'
+        f"</header><main>{tracks}</main></body></html>\n"
+    )
+
+
+def write_page(folder: Path, manifest: dict[str, Any], name: str) -> Path:
+    path = folder / PAGE
+    path.write_text(render_page(manifest, name), encoding="utf-8")
+    return path

@@ -1,0 +1,49 @@
+"""The batch page: players, pictures and facts for every track, and nothing that needs the network."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+from generate.page import render_page
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: dict[str, list[str]] = {"audio": [], "img": [], "a": [], "link": [], "script": []}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        target = found.get("src") or found.get("href")
+        if tag in self.links and target:
+            self.links[tag].append(target)
+
+
+def page_links(path: Path) -> dict[str, list[str]]:
+    """What a batch page points at, by tag (audio and img sources, anchors, stylesheets, scripts)."""
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser.links
+
+
+def _manifest() -> dict:
+    track = {
+        "position": 1, "title": 'tunesmith <script>alert("x")</script> #1', "mp3": "01.mp3", "midi": "01.mid",
+        "pianoroll": "01.png", "duration": 125.4, "tempo": 96.3, "key": "G major", "meter": 3, "bars": 64,
+        "instruments": {"name": "strings"}, "style": "fiddle", "form": ["intro", "A", "B", "A", "outro"],
+    }  # fmt: skip
+    return {"model_id": 7, "created": "20261123-081047", "licence": "CC0 1.0", "tracks": [track]}
+
+
+def test_the_page_shows_every_fact_escapes_titles_and_links_only_to_its_own_files(tmp_path: Path) -> None:
+    html = render_page(_manifest(), "batch-20261123-081047")
+    for fact in ("G major", "96.3 bpm", "3 beats a bar", "2:05 (64 bars)", "intro A B A outro", "strings", "CC0 1.0"):
+        assert fact in html, fact
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    (tmp_path / "index.html").write_text(html, encoding="utf-8")
+    links = page_links(tmp_path / "index.html")
+    assert links["audio"] == ["01.mp3"] and links["img"] == ["01.png"]
+    assert links["a"] == ["manifest.json", "01.mp3", "01.mid"]
+    assert not links["link"] and not links["script"]  # no stylesheet or script from anywhere
+    assert not any("//" in link for tag in links.values() for link in tag)  # nothing off the folder
