@@ -70,6 +70,26 @@ class BatchOutcome:
     rejected: dict[str, int]
 
 
+def move_into_place(work: Path, parent: Path, name: str) -> Path:
+    """Rename the finished folder ``work`` to ``parent/name``, or ``name-2``, ``name-3``... if a batch took it.
+
+    Two batches finished in the same second (a scheduled one and one typed by hand) each keep their
+    folder: a rename onto an existing batch fails, and the next name is tried.
+    """
+    for attempt in range(1, 1000):
+        target = parent / (name if attempt == 1 else f"{name}-{attempt}")
+        if target.exists():
+            continue
+        try:
+            work.rename(target)
+        except OSError:
+            if target.exists():  # taken between the check and the rename
+                continue
+            raise
+        return target
+    raise GenerationError(f"no free folder name for {name} in {parent}")
+
+
 def take_bars(tokens: list[str], beats: float) -> list[str] | None:
     """The header (meter, key) and, from the first bar with notes, as many whole bars as come nearest to ``beats``.
 
@@ -173,9 +193,8 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             "tracks": manifest,
         }
         (work / "manifest.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        folder = batches_dir / f"batch-{stamp}"
-        write_page(work, summary, folder.name)
-        work.replace(folder)
+        write_page(work, summary, f"tunesmith batch {stamp}")
+        folder = move_into_place(work, batches_dir, f"batch-{stamp}")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

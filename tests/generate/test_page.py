@@ -47,3 +47,16 @@ def test_the_page_shows_every_fact_escapes_titles_and_links_only_to_its_own_file
     assert links["a"] == ["manifest.json", "01.mp3", "01.mid"]
     assert not links["link"] and not links["script"]  # no stylesheet or script from anywhere
     assert not any("//" in link for tag in links.values() for link in tag)  # nothing off the folder
+
+
+def test_two_batches_finished_in_the_same_second_keep_their_own_folders(tmp_path: Path) -> None:
+    from generate.batch import move_into_place
+
+    folders = []
+    for n in range(3):
+        work = tmp_path / f".work-{n}"
+        work.mkdir()
+        (work / "manifest.json").write_text(str(n))
+        folders.append(move_into_place(work, tmp_path, "batch-20261123-081047"))
+    assert [f.name for f in folders] == ["batch-20261123-081047", "batch-20261123-081047-2", "batch-20261123-081047-3"]
+    assert [(f / "manifest.json").read_text() for f in folders] == ["0", "1", "2"]
