@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from transcribe.third_party import import_tensorflow
+
 PROTOTYPE_WINDOW = 100
 
 
@@ -54,6 +56,7 @@ def model_score(model: Any, ids: np.ndarray, seq_len: int, note_ids: np.ndarray,
 
     Each window starts from a fresh state, as in training; the last window may be shorter.
     """
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     starts = list(range(0, max(len(ids) - 1, 0), seq_len))
@@ -89,6 +92,7 @@ def unigram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, n
 
 def build_prototype(vocab_size: int, *, window: int = PROTOTYPE_WINDOW, seed: int = 0) -> Any:
     """The earlier prototype's network: a float per token in, LSTM 512 -> dropout -> LSTM 256 -> dense softmax."""
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(seed)
@@ -127,6 +131,7 @@ def prototype_score(
 
     Windows start every ``stride`` ids, the stride chosen so an epoch sees at most ``max_windows``.
     """
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     model = build_prototype(vocab_size, seed=seed)

@@ -11,6 +11,7 @@ import numpy as np
 
 from train.tokens import TokenizerConfig, shift_key, transposition_range
 from train.vocab import SEP, Vocabulary, style_token
+from transcribe.third_party import import_tensorflow
 
 DEFAULT_STYLE = "default"
 
@@ -112,6 +113,7 @@ def streaming_dataset(
     (see :func:`shift_table`) every window is moved to a random key that keeps all of its pieces in
     range, drawn anew each epoch: the model learns every key, not one normalised key.
     """
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     ids, low, high = stream.ids, stream.low, stream.high

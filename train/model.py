@@ -13,6 +13,7 @@ import numpy as np
 
 from train.tokens import BAR, TokenizerConfig
 from train.vocab import SEP, Vocabulary
+from transcribe.third_party import import_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -43,6 +44,7 @@ class ModelConfig:
 
 
 def build_model(config: ModelConfig) -> Any:
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(config.seed)
@@ -204,6 +206,7 @@ def sample(
     position in the bar (within the meter) or a bar. ``prompt`` is a (batch, n) array of ids to
     start from (the state is primed on it); without one each sequence starts from the separator.
     """
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     model, vocab = saved.model, saved.vocab

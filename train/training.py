@@ -27,6 +27,7 @@ from train.tokens import BAR, TokenizeError, TokenizerConfig, encode, quantise
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
 from transcribe.beats import BeatGrid, grid_from_notes
+from transcribe.third_party import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def fit(
     Raises:
         TrainingError: too few pieces, or the loss is not finite.
     """
+    import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
 
     if len(pieces) < settings.min_pieces:

@@ -27,6 +27,7 @@ from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.notes import NoteEvent
 from transcribe.numba_cache import load_librosa
+from transcribe.third_party import import_tensorflow, silence_import_noise
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
@@ -41,6 +42,8 @@ _OUTPUTS = {
     "onset": "StatefulPartitionedCall:2",
     "contour": "StatefulPartitionedCall:0",
 }
+
+silence_import_noise()  # basic-pitch and resampy announce, at import, backends tunesmith never uses
 
 
 class TranscriptionError(Exception):
@@ -206,6 +209,7 @@ def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSetting
     segment its onset falls in. (With the melodia trick on, its global search runs per segment.)
     """
     load_librosa()  # basic-pitch's note creation imports librosa: load its kernels under the lock first
+    import_tensorflow()  # basic-pitch imports TensorFlow where it can: quietly (None in a worker that blocks it)
     from basic_pitch.note_creation import model_frames_to_time, output_to_notes_polyphonic
 
     s = settings
