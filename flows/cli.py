@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -11,13 +12,27 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.env import configure_environment
+from flows.env import configure_environment, route_logs
 
 app = typer.Typer(help="YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music.", no_args_is_help=True)
 
 
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show Prefect's log lines in the terminal")] = False,
+) -> None:
+    """YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music."""
+    if verbose:
+        os.environ["TUNESMITH_VERBOSE"] = "1"
+
+
+def _log_note(log_file: Path | None) -> None:
+    if log_file is not None:
+        typer.echo(f"log: {log_file}", err=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -72,10 +87,12 @@ def submit(
 
         _print_json(submit_to_server(api, urls=urls, style=style, settings=settings.model_dump(), workers=workers))
         return
+    log_file = route_logs(home)
     from flows.pipeline import SubmitRequest, ingest_flow
 
     result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
     _print_json(result)
+    _log_note(log_file)
     unread = [p for p in result["ingest"]["playlists"] if p.get("error")]
     for playlist in unread:
         typer.secho(f"error: {_one_line(playlist['error'])}; {UNREAD_HINT}", fg=typer.colors.RED, err=True)
@@ -147,7 +164,7 @@ def train(
     ] = None,
 ) -> None:
     """Retrain the LSTM from the accepted pieces (does nothing, and says so, if none changed)."""
-    configure_environment()
+    log_file = route_logs(configure_environment())
     from flows.pipeline import retrain_flow
     from train.training import TrainingError
 
@@ -157,6 +174,7 @@ def train(
         _fail(str(error))
     typer.echo(result["message"], err=True)
     _print_json(result)
+    _log_note(log_file)
 
 
 @app.command()
@@ -169,7 +187,7 @@ def generate(
     prompt: Annotated[Path | None, typer.Option(help="a MIDI file the tracks continue", exists=True)] = None,
 ) -> None:
     """Make a batch of tracks now with the current model."""
-    configure_environment()
+    log_file = route_logs(configure_environment())
     from flows.pipeline import batch_flow
     from generate.batch import GenerationError
 
@@ -185,6 +203,7 @@ def generate(
     except GenerationError as error:
         _fail(str(error))
     _print_json(result)
+    _log_note(log_file)
 
 
 @app.command()
@@ -264,10 +283,12 @@ def demo(
 ) -> None:
     """Run the whole pipeline offline on the built-in sample (Bach chorales served as a feed on 127.0.0.1)."""
     home = configure_environment()
+    log_file = route_logs(home)
     from flows.demo import run_demo
 
     folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
-    typer.echo(f"\nYour batch is ready: {folder}")
+    _log_note(log_file)
+    typer.echo(f"\nYour batch is ready: {folder} (open index.html in it)")
 
 
 def main() -> None:  # pragma: no cover - the console script

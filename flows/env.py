@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import shutil
@@ -68,3 +69,65 @@ def prefect_home_for_temporary_server(shared: Path) -> Path:
         return private
     _held.append(lock)
     return shared
+
+
+class ExpectedErrors(logging.Filter):
+    """Drops Prefect's traceback for a run that failed with one of our expected errors (a user's mistake,
+    a missing model): the command prints that error as one line, and the log file keeps the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
+        module = type(error).__module__.split(".")[0]
+        return not (module in OUR_PACKAGES and type(error).__name__.endswith("Error"))
+
+
+OUR_PACKAGES = ("db", "ingest", "transcribe", "train", "generate", "flows")
+
+
+def route_logs(home: Home) -> Path | None:
+    """Send Prefect's log lines to ``$TUNESMITH_HOME/logs/tunesmith.log``, and to the terminal only when verbose.
+
+    For a command that runs flows in this process; call it before Prefect is imported (Prefect reads
+    its logging configuration once, at import). The configuration is Prefect's own ``logging.yml``
+    with a file handler added to the root logger; without ``--verbose`` (``TUNESMITH_VERBOSE``) the
+    console handler keeps warnings and errors only. The Prefect UI still gets every line. Returns
+    the log file, or None when Prefect is already set up in this process (tests, workers).
+    """
+    import importlib.util
+    import sys
+
+    import yaml
+
+    if "prefect" in sys.modules or "PREFECT_LOGGING_SETTINGS_PATH" in os.environ:
+        return None
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    default = Path(next(iter(spec.submodule_search_locations))) / "logging" / "logging.yml"
+    config = yaml.safe_load(default.read_text(encoding="utf-8"))
+    log_file = home.root / "logs" / "tunesmith.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    config["handlers"]["file"] = {
+        "level": "INFO",
+        "class": "logging.FileHandler",
+        "formatter": "standard",
+        "filename": str(log_file),
+        "encoding": "utf-8",
+    }
+    config["root"]["handlers"] = [*config["root"].get("handlers", []), "file"]
+    for package in OUR_PACKAGES:  # ours: INFO into the file too
+        config["loggers"][package] = {"level": "INFO"}
+    verbose = os.environ.get("TUNESMITH_VERBOSE") == "1"
+    if not verbose:
+        config["handlers"]["console"]["level"] = "WARNING"
+        config.setdefault("filters", {})["expected_errors"] = {"()": "flows.env.ExpectedErrors"}
+        config["handlers"]["console"]["filters"] = ["expected_errors"]
+    from db.files import atomic_path
+
+    path = home.prefect_dir / f"logging-{'verbose' if verbose else 'quiet'}.yml"
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(path)
+    return log_file

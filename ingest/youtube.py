@@ -29,6 +29,25 @@ from ingest.probe import probe_audio
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# yt-dlp's warnings that are notices about how it works, not about the user's media: logged at INFO.
+NOTICES = re.compile(r"^\[generic\] Falling back on generic information extractor")
+
+
+class _YtDlpLogger:
+    """yt-dlp's logger interface over ours, with its known notices moved from WARNING to INFO."""
+
+    def debug(self, message: str) -> None:
+        log.debug(message)
+
+    def info(self, message: str) -> None:
+        log.info(message)
+
+    def warning(self, message: str) -> None:
+        (log.info if NOTICES.match(message) else log.warning)(message)
+
+    def error(self, message: str) -> None:
+        log.error(message)
+
 # Failures worth another try after a pause; every other reason is permanent.
 TRANSIENT_REASONS = frozenset(
     {"rate_limited", "server_error", "timeout", "network", "unresolved", "truncated_transfer"}
@@ -127,7 +146,7 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
         "sleep_interval": settings.sleep_between_requests,
         "format": settings.audio_format,
         "allowed_extractors": ["default"],
-        "logger": log,
+        "logger": _YtDlpLogger(),
     }
     opts.update(extra)
     return opts

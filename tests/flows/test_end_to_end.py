@@ -243,6 +243,8 @@ def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
         assert run.returncode == 0, err[-3000:]
         assert "ERROR" not in err and "Traceback" not in err, err[-3000:]
         assert "is not installed" not in err and "pkg_resources" not in err, err[-3000:]  # third-party noise
+        assert "| INFO" not in err and "Falling back" not in err, err[-3000:]  # Prefect's lines go to the log file
+        assert f"log: {home.root / 'logs' / 'tunesmith.log'}" in err
 
     media = Counter(r for r in server.requests[before:] if r.endswith(".mp3") and not r.startswith("HEAD"))
     assert sorted(media) == sorted(f"/{item.filename}" for item in feed_items)
@@ -256,3 +258,17 @@ def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
     assert sources == expected
     assert not list(home.midi_dir.glob(".*tmp*")) and not list(home.audio_dir.glob(".download-*"))
     assert not list(home.prefect_dir.glob("private-*"))  # the second run's own Prefect home is gone with it
+    logged = (home.root / "logs" / "tunesmith.log").read_text(encoding="utf-8")
+    assert logged.count("Beginning flow run") >= 2 and "Falling back on generic information extractor" in logged
+
+
+def test_the_real_command_prints_one_line_for_a_users_mistake(home: Home) -> None:
+    """`tunesmith generate` with no model: one error line, exit 1; Prefect's traceback only in the log file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # as a user's shell: no server
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    tunesmith = str(Path(sys.executable).with_name("tunesmith"))
+    result = subprocess.run([tunesmith, "generate"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: no trained model yet: run `tunesmith train` first"]
+    logged = (home.root / "logs" / "tunesmith.log").read_text(encoding="utf-8")
+    assert "Traceback" in logged and "GenerationError" in logged
