@@ -247,15 +247,51 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
     if as_json:
         _print_json(data)
         return
-    typer.echo(f"home: {cat.home.root}")
-    typer.echo(f"sources: {data['sources']} {data['states']}")
-    typer.echo(f"rejections: {data['rejections']}")
+    _status_tables(cat.home.root, data)
+
+
+def _status_tables(home: Path, data: dict[str, Any]) -> None:
+    """``status`` for a person: sources by state, rejections by reason, the model against its baselines, the batch."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"home: {home}  ({data['playlists']} playlists; styles: {', '.join(data['styles']) or 'none'})")
+    states = Table("state", "sources", title="Sources")
+    for state, count in sorted(data["states"].items()):
+        states.add_row(state, str(count))
+    states.add_row("all", str(data["sources"]), style="bold")
+    console.print(states)
+    if data["rejections"]:
+        reasons = Table("reason", "sources", title="Rejections")
+        for reason, count in sorted(data["rejections"].items(), key=lambda item: -item[1]):
+            reasons.add_row(reason, str(count))
+        console.print(reasons)
     model = data["model"]
-    typer.echo(f"model: {model['id']} on {model['pieces']} pieces, {model['metrics']}" if model else "model: none")
+    if model is None:
+        console.print("model: none yet (`tunesmith train`)")
+    else:
+        metrics = model["metrics"] or {}
+        scores = Table("model", "validation NLL per note", "accuracy", title=f"Current model {model['id']}")
+        scores.add_row(f"this model ({model['pieces']} pieces)", _nats(metrics), _share(metrics))
+        for name, baseline in (metrics.get("baselines") or {}).items():
+            scores.add_row(f"{name} baseline", _nats(baseline), _share(baseline))
+        console.print(scores)
     last = data["last_batch"]
-    typer.echo(
-        f"last batch: {last['id']} ({len(last['tracks'])} tracks) in {last['folder']}" if last else "last batch: none"
-    )
+    if last is None:
+        console.print("last batch: none yet (`tunesmith generate`)")
+    else:
+        console.print(f"last batch: {last['id']}, {len(last['tracks'])} tracks in {last['folder']} (index.html)")
+
+
+def _nats(metrics: dict[str, Any]) -> str:
+    value = metrics.get("nll_per_note")
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def _share(metrics: dict[str, Any]) -> str:
+    value = metrics.get("val_accuracy")
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
 
 
 @app.command()

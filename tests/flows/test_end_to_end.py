@@ -89,6 +89,10 @@ def test_submit_train_generate_pull(
     assert status["rejections"] == {"repetitive": 1}
     assert status["model"]["id"] == trained["model_id"]
     assert status["last_batch"]["id"] == batch["batch_id"]
+    tables = runner.invoke(app, ["status"]).stdout  # the same, as tables for a person
+    nll = f"{trained['metrics']['nll_per_note']:.3f}"
+    for shown in ("Sources", "accepted", "Rejections", "repetitive", "unigram baseline", nll, "index.html"):
+        assert shown in tables, (shown, tables)
     sources = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
     assert len(sources) == 4
     assert all(Path(s["midi_path"]).is_file() for s in sources if s["state"] == "accepted")
