@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterable
 from datetime import timedelta
 from functools import cache
 
@@ -84,21 +83,3 @@ def claim(
 def release(source: Source) -> None:
     """Clear ``source``'s claim (inside the transaction that records the outcome)."""
     source.claimed_by, source.claimed_at = None, None
-
-
-def unclaimed(session: Session, source_ids: Iterable[int], *, stale_after: timedelta = STALE_AFTER) -> list[int]:
-    """Those of ``source_ids`` that no live owner holds (as far as a read can tell; ``claim`` decides)."""
-    ids = list(source_ids)
-    if not ids:
-        return []
-    rows = session.execute(select(Source.id, Source.claimed_by, Source.claimed_at).where(Source.id.in_(ids)))
-    limit = utcnow() - stale_after
-    free = {
-        row.id
-        for row in rows
-        if row.claimed_by is None
-        or row.claimed_by == owner()
-        or (row.claimed_at is not None and row.claimed_at < limit)
-        or _gone(row.claimed_by)
-    }
-    return [i for i in ids if i in free]

@@ -48,6 +48,7 @@ class _YtDlpLogger:
     def error(self, message: str) -> None:
         log.error(message)
 
+
 # Failures worth another try after a pause; every other reason is permanent.
 TRANSIENT_REASONS = frozenset(
     {"rate_limited", "server_error", "timeout", "network", "unresolved", "truncated_transfer"}

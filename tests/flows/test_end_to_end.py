@@ -168,6 +168,14 @@ def test_transcription_fans_out_over_a_dask_cluster(
 
 
 UNRESOLVED_HOST = "playlists.tunesmith.invalid"
+TUNESMITH = str(Path(sys.executable).with_name("tunesmith"))  # the console script, as a user runs it
+
+
+def _users_shell() -> dict[str, str]:
+    """This environment as a user's shell has it: no Prefect settings from earlier tests, no server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    return env
 
 
 @pytest.mark.network
@@ -229,9 +237,8 @@ def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
     for item in feed_items:  # slow media: the two runs' downloads overlap for many seconds, whoever starts first
         server.fail(item.filename, Fault(delay=1.5))
     before = len(server.requests)
-    command = [str(Path(sys.executable).with_name("tunesmith")), "submit", "--sleep", "0", "--backoff", "0.05"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # as a user's shell: no server
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    command = [TUNESMITH, "submit", "--sleep", "0", "--backoff", "0.05"]
+    env = _users_shell()
     runs = [
         subprocess.Popen(
             [*command, url, "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -268,10 +275,7 @@ def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
 
 def test_the_real_command_prints_one_line_for_a_users_mistake(home: Home) -> None:
     """`tunesmith generate` with no model: one error line, exit 1; Prefect's traceback only in the log file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # as a user's shell: no server
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    tunesmith = str(Path(sys.executable).with_name("tunesmith"))
-    result = subprocess.run([tunesmith, "generate"], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([TUNESMITH, "generate"], env=_users_shell(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: no trained model yet: run `tunesmith train` first"]
     logged = (home.root / "logs" / "tunesmith.log").read_text(encoding="utf-8")
