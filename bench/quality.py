@@ -14,6 +14,11 @@ scratch), and ``generate_batch`` makes a batch. Then:
   classifier cannot tell them apart; 1.0: it always can). The control runs the same test between two
   sets of real pieces (training pieces against held-back ones). Both sides are read in the token
   domain (notes on their beat grid), so the test judges the music, not the transcription.
+- form: the share of tracks whose final chord holds the tonic, the length error in bars (the decoded
+  MP3 against ``--minutes``), the share of recurring bars (``train.structure``: same onset rhythm and
+  pitch classes, one note changed at most) in the batch against the training pieces, and the seam of
+  a second batch of loops (RMS jump against the median frame-to-frame jump, and against the jumps at
+  the track's own bar lines; the sample step against the track's 99.9th percentile).
 - Yang & Lerch overlap areas between the batch and the training pieces, NLL per note of the model
   and both baselines on the same validation notes, and the longest span copied from any piece behind
   the model (the base model's corpus included).
@@ -43,10 +48,12 @@ import numpy as np  # noqa: E402
 from db.catalogue import open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from db.models import Playlist, PlaylistEntry, Source, SourceState, Transcription  # noqa: E402
+from generate.audio import decoded_mono  # noqa: E402
 from generate.batch import GenerateSettings, GenerationError, generate_batch  # noqa: E402
 from generate.quality import FEATURES  # noqa: E402
 from train.base import bench_pieces  # noqa: E402
-from train.tokens import GridPiece, TokenizerConfig, quantise  # noqa: E402
+from train.structure import recurring_bar_share  # noqa: E402
+from train.tokens import GridPiece, TokenizerConfig, key_of, quantise  # noqa: E402
 from transcribe.basic_pitch import read_midi, write_midi  # noqa: E402
 from transcribe.beats import BeatGrid, grid_from_midi  # noqa: E402
 
@@ -183,6 +190,23 @@ def two_sample_accuracy(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(cross_val_score(model, x, y, cv=LeaveOneOut()).mean())
 
 
+def ends_on_tonic(piece: GridPiece) -> bool:
+    """Whether the notes struck at the piece's last onset hold the tonic of the piece's key."""
+    last = max(n.step for n in piece.notes)
+    return key_of(piece) % 12 in {n.pitch % 12 for n in piece.notes if n.step == last}
+
+
+def length_error_bars(folder: Path, minutes: float) -> list[float]:
+    """Each track's decoded length against the length asked for, in its own bars."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    errors = []
+    for track in manifest["tracks"]:
+        samples, rate = decoded_mono(folder / track["mp3"])
+        bar = 60.0 / track["tempo"] * track["meter"]
+        errors.append(abs(len(samples) / rate - minutes * 60.0) / bar)
+    return errors
+
+
 def batch_pieces(folder: Path) -> list[tuple[GridPiece, float]]:
     """The batch's tracks as written (their MIDI, on its own tempo grid), with their tempos."""
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -267,7 +291,21 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
             }  # fmt: skip
         generated_in = time.perf_counter() - started
         manifest = json.loads((batch.folder / "manifest.json").read_text())
-        generated = [style_features(piece, bpm) for piece, bpm in batch_pieces(batch.folder)]
+        tracks = batch_pieces(batch.folder)
+        generated = [style_features(piece, bpm) for piece, bpm in tracks]
+        form = {
+            "ends_on_tonic": float(np.mean([ends_on_tonic(piece) for piece, _ in tracks])),
+            "length_error_bars": max(length_error_bars(batch.folder, args.minutes)),
+            "recurring_bars": float(np.mean([recurring_bar_share(piece, CONFIG) for piece, _ in tracks])),
+            "plans": sorted({t["form"]["plan"] for t in manifest["tracks"]}),
+        }
+        loops = generate_batch(
+            catalogue.sessions, home.batches_dir,
+            GenerateSettings(count=4, minutes=args.minutes, seed=args.seed, temperature=args.temperature,
+                             top_p=args.top_p, loop=True),
+        )  # fmt: skip
+        seams = [t["loop_seam"] for t in json.loads((loops.folder / "manifest.json").read_text())["tracks"]]
+        form["loop_seam"] = {k: max(s[k] for s in seams) for k in seams[0]}
         if args.keep:
             keep = Path(args.keep) / f"{style}-{init}"
             import shutil
@@ -275,6 +313,9 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
             shutil.copytree(batch.folder, keep, dirs_exist_ok=True)
     real = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in reference]
     seen = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in train]
+    form["recurring_bars_training"] = float(
+        np.mean([recurring_bar_share(quantise(read_midi(midi), grid, CONFIG), CONFIG) for _, midi, grid, _ in train])
+    )
     return {
         "style": style,
         "init": init,
@@ -293,6 +334,7 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
         "overlaps": {name: manifest["quality"][name]["overlap"] for name in FEATURES},
         "longest_copy": manifest["longest_copy"],
         "rejected": manifest["rejected"],
+        "form": form,
         "train_seconds": round(trained_in),
         "generate_seconds": round(generated_in),
     }
@@ -346,6 +388,21 @@ def main() -> None:
             print(f"  overlap areas (target >= 0.7): {overlaps}")
             print(
                 f"  longest copied span: {r['longest_copy']} onsets (target < 12); rejected {r['rejected'] or 'none'}"
+            )
+            f = r["form"]
+            seam = f["loop_seam"]
+            print(
+                f"  form: final chord holds the tonic in {f['ends_on_tonic']:.0%} of tracks (target 100%); "
+                f"length error at most {f['length_error_bars']:.2f} bars (target <= 1)"
+            )
+            print(
+                f"  recurring bars: batch {f['recurring_bars']:.2f}, training pieces "
+                f"{f['recurring_bars_training']:.2f} (target within 25%); plans {', '.join(f['plans'])}"
+            )
+            print(
+                f"  loop seams (worst of 4): RMS jump {seam['rms_ratio']:.2f}x the median frame jump (target <= 2), "
+                f"{seam['bar_line_ratio']:.2f}x the bar lines' jumps, sample step {seam['click_ratio']:.2f}x "
+                "the 99.9th percentile"
             )
             gen, real = r["means"]["generated"], r["means"]["real"]
             print("  feature means, batch / held-back: " + ", ".join(f"{k} {gen[k]}/{real[k]}" for k in gen))

@@ -185,8 +185,9 @@ def generate(
     seed: int | None = None,
     style: Annotated[str | None, typer.Option(help="in the style of one playlist (see `status`)")] = None,
     prompt: Annotated[Path | None, typer.Option(help="a MIDI file the tracks continue", exists=True)] = None,
+    loop: Annotated[bool, typer.Option(help="tracks that repeat without a seam (no ending)")] = False,
 ) -> None:
-    """Make a batch of tracks now with the current model."""
+    """Make a batch of tracks now with the current model, each --minutes long to the bar."""
     log_file = route_logs(configure_environment())
     from flows.pipeline import batch_flow
     from generate.batch import GenerationError
@@ -199,6 +200,7 @@ def generate(
             seed=seed,
             style=style,
             prompt_midi=str(prompt.resolve()) if prompt else None,
+            loop=loop,
         )
     except GenerationError as error:
         _fail(str(error))

@@ -279,12 +279,15 @@ def batch_flow(
     seed: int | None = None,
     style: str | None = None,
     prompt_midi: str | None = None,
+    loop: bool = False,
 ) -> dict[str, Any]:
-    """Generate a batch of tracks with the current model (``style``: one playlist's style; default: all)."""
+    """Generate a batch of tracks with the current model (``style``: one playlist's style; default: all;
+    ``loop``: tracks that repeat without a seam instead of ending)."""
     cat = catalogue()
     settings = GenerateSettings(
-        count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi
-    )
+        count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi,
+        loop=loop,
+    )  # fmt: skip
     outcome = generate_batch(cat.sessions, cat.home.batches_dir, settings)
     get_run_logger().info(
         "batch %d: %d tracks in %s (rejected %s)", outcome.batch_id, outcome.tracks, outcome.folder, outcome.rejected

@@ -55,13 +55,16 @@ def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
     return lines
 
 
-def arrange(piece: GridPiece, *, bpm: float, palette: Palette, config: TokenizerConfig) -> Arrangement:
-    """Build the score at ``bpm`` on the palette's instruments; nothing sounds past the last bar."""
+def arrange(
+    piece: GridPiece, *, bpm: float, palette: Palette, config: TokenizerConfig, bars: int | None = None
+) -> Arrangement:
+    """Build the score at ``bpm`` on the palette's instruments; nothing sounds past the last of its ``bars``
+    (by default the bar of its last note)."""
     score = stream.Score()
     events: list[NoteEvent] = []
     spb = config.steps_per_beat
     seconds_per_step = 60.0 / bpm / spb
-    end = piece.bars(config) * piece.bar_steps(config)
+    end = (bars if bars is not None else piece.bars(config)) * piece.bar_steps(config)
     velocities = {"melody": 92, "chords": 58, "bass": 80}
     programs = {"melody": palette.melody, "chords": palette.chords, "bass": palette.bass}
     for line, notes in _lines(piece).items():
@@ -70,6 +73,8 @@ def arrange(piece: GridPiece, *, bpm: float, palette: Palette, config: Tokenizer
         part.insert(0, instrument.instrumentFromMidiProgram(programs[line]))
         for start, length, pitch in notes:
             length = min(length, end - start)
+            if length <= 0:
+                continue
             element = note.Note(pitch, quarterLength=length / spb)
             element.volume.velocity = velocities[line]
             part.insert(start / spb, element)
@@ -84,3 +89,12 @@ def write_midi(arrangement: Arrangement, path: Path) -> Path:
     with atomic_path(path) as tmp:
         arrangement.score.write("midi", fp=str(tmp))
     return path
+
+
+def played_twice(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> GridPiece:
+    """The piece's ``bars`` bars and then the same bars again: a loop rendered this way and cut at the second
+    pass has the first pass's ringing notes under its opening, as a listener hears it when it repeats."""
+    span = bars * piece.bar_steps(config)
+    inside = [n for n in piece.notes if n.step < span]
+    again = [GridNote(n.step + span, n.pitch, n.steps) for n in inside]
+    return GridPiece(piece.meter, tuple(sorted(inside + again)))

@@ -1,9 +1,17 @@
-"""Audio finishing with pydub: trim trailing silence, normalise loudness, encode MP3 with ID3 tags."""
+"""Audio finishing with pydub: cut to the bar, fade or loop, normalise loudness, encode MP3 with ID3 tags.
+
+LAME writes the encoder's delay and padding into the MP3's gapless header and ffmpeg's decoder
+honours it, so a decoded track has exactly the samples that were encoded: a loop cut sample-exactly
+repeats without a gap (``seam_ratio`` checks that on the decoded audio).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydub import AudioSegment
 from pydub.silence import detect_leading_silence
 
@@ -41,3 +49,105 @@ def wav_to_mp3(wav_path: Path, mp3_path: Path, *, tags: dict[str, str] | None = 
     audio = normalise(trim_silence(AudioSegment.from_wav(wav_path)))
     encode_mp3(audio, mp3_path, tags=tags, bitrate=bitrate)
     return len(audio) / 1000.0
+
+
+def finish_track(
+    wav_path: Path,
+    mp3_path: Path,
+    *,
+    seconds: float,
+    fade_seconds: float = 0.0,
+    loop_from: float | None = None,
+    tags: dict[str, str] | None = None,
+    bitrate: str = "192k",
+) -> float:
+    """Cut a rendered WAV to exactly ``seconds`` and encode it; returns the MP3's duration in seconds.
+
+    A track starts at the render's start and ends with a fade over its last ``fade_seconds``; a loop is
+    the span from ``loop_from`` (a render of the loop played twice, cut at the second pass), so the
+    sound still ringing from its last bar is already under its first and the seam is inaudible.
+    """
+    rendered = AudioSegment.from_wav(wav_path)
+    rate = rendered.frame_rate
+    start = round((loop_from or 0.0) * rate)
+    frames = round(seconds * rate)
+    audio = rendered.get_sample_slice(start, min(start + frames, int(rendered.frame_count())))
+    if loop_from is not None:
+        audio = _close_seam(audio, rendered.get_sample_slice(start - SEAM_SAMPLES, start))
+    if audio.frame_count() < frames:  # the render stopped early: pad with silence to the bar
+        missing = frames - int(audio.frame_count())
+        silence = b"\0" * (missing * audio.frame_width)
+        audio += AudioSegment(silence, frame_rate=rate, sample_width=audio.sample_width, channels=audio.channels)
+    if fade_seconds > 0:
+        audio = audio.fade_out(round(fade_seconds * 1000))
+    audio = normalise(audio)
+    encode_mp3(audio, mp3_path, tags=tags, bitrate=bitrate)
+    return audio.frame_count() / rate
+
+
+SEAM_SAMPLES = 1024  # a loop's last ~23 ms at 44.1 kHz are blended into what led into its first sample
+
+
+def _close_seam(loop: AudioSegment, lead_in: AudioSegment) -> AudioSegment:
+    """Blend the loop's last samples into ``lead_in``, the render's samples just before the loop's start.
+
+    The second pass of a render is not sample-identical to the first (chorus and reverb run on), so the
+    loop's last sample would not meet its first; blended, it ends on the very sample that preceded its
+    first in the render, and the repeat is continuous.
+    """
+    count = min(int(lead_in.frame_count()), int(loop.frame_count()))
+    if count <= 0:
+        return loop
+    channels = loop.channels
+    body = np.array(loop.get_array_of_samples(), dtype=np.float64).reshape(-1, channels)
+    lead = np.array(lead_in.get_array_of_samples(), dtype=np.float64).reshape(-1, channels)[-count:]
+    weight = np.linspace(0.0, 1.0, count + 1)[1:, None]
+    body[-count:] = body[-count:] * (1 - weight) + lead * weight
+    limit = float(1 << (8 * loop.sample_width - 1))
+    samples = np.clip(np.round(body), -limit, limit - 1).astype(f"<i{loop.sample_width}").ravel()
+    return AudioSegment(
+        samples.tobytes(), frame_rate=loop.frame_rate, sample_width=loop.sample_width, channels=channels
+    )
+
+
+@dataclass(frozen=True)
+class Seam:
+    """How a loop's end meets its start, on decoded audio (frames of 1,024 samples laid out from the seam).
+
+    ``rms_ratio``: the RMS jump from the last frame to the first against the median frame-to-frame jump.
+    ``bar_line_ratio``: the same jump against the median jump at the track's own bar lines (a seam is a bar
+    line, and a downbeat after a rest jumps by design). ``click_ratio``: the sample step across the seam
+    against the track's 99.9th-percentile sample step (above 1: a click).
+    """
+
+    rms_ratio: float
+    bar_line_ratio: float
+    click_ratio: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in dataclasses.asdict(self).items()}
+
+
+def seam(samples: np.ndarray, rate: int, *, bar_seconds: float, frame: int = 1024) -> Seam:
+    """Measure the seam of a loop given as its decoded mono samples."""
+    count = len(samples) // frame
+    if count < 4:
+        raise ValueError("too short to measure a seam")
+    rms = np.sqrt(np.mean(samples[: count * frame].reshape(count, frame) ** 2, axis=1))
+    jump = abs(float(rms[0]) - float(np.sqrt(np.mean(samples[-frame:] ** 2))))
+    median = float(np.median(np.abs(np.diff(rms))))
+    lines = [round(k * bar_seconds * rate / frame) for k in range(1, int(len(samples) / rate / bar_seconds) + 1)]
+    at_lines = [abs(float(rms[i] - rms[i - 1])) for i in lines if 0 < i < count]
+    steps = np.abs(np.diff(samples))
+    return Seam(
+        rms_ratio=jump / max(median, 1e-9),
+        bar_line_ratio=jump / max(float(np.median(at_lines)) if at_lines else median, 1e-9),
+        click_ratio=abs(float(samples[0] - samples[-1])) / max(float(np.percentile(steps, 99.9)), 1e-9),
+    )
+
+
+def decoded_mono(path: Path) -> tuple[np.ndarray, int]:
+    """A sound file decoded (by ffmpeg, for an MP3) as mono float samples in -1..1, with its rate."""
+    audio = AudioSegment.from_file(path)
+    samples = np.array(audio.get_array_of_samples(), dtype=np.float64).reshape(-1, audio.channels).mean(axis=1)
+    return samples / float(1 << (8 * audio.sample_width - 1)), audio.frame_rate

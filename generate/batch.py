@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
 from db.queries import current_model
-from generate.arrange import PALETTES, arrange, write_midi
-from generate.audio import wav_to_mp3
+from generate.arrange import PALETTES, arrange, played_twice, write_midi
+from generate.audio import decoded_mono, finish_track, seam
+from generate.form import Bar, Form, assemble, choose_form, complete_bars, sounding_from, with_cadence
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
 from generate.page import write_page
@@ -31,6 +32,7 @@ from train.base import BASE_NAME, base_model_folder
 from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
 from train.pieces import PIECES_FILE, load_pieces_file
+from train.structure import mean_recurrence, recurring_bar_share
 from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
 from train.vocab import SEP, style_token
 from transcribe.analysis import estimate_key
@@ -56,6 +58,7 @@ class GenerateSettings:
     seed: int | None = None
     style: str | None = None  # a playlist's style; None draws one per track, as often as the training data has it
     prompt_midi: str | None = None  # a MIDI file whose tokens start every track (the tracks continue it)
+    loop: bool = False  # tracks whose last bar leads back into the first, cut to repeat without a seam
     guards: GuardSettings = field(default_factory=GuardSettings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,22 +91,6 @@ def move_into_place(work: Path, parent: Path, name: str) -> Path:
             raise
         return target
     raise GenerationError(f"no free folder name for {name} in {parent}")
-
-
-def take_bars(tokens: list[str], beats: float) -> list[str] | None:
-    """The header (meter, key) and, from the first bar with notes, as many whole bars as come nearest to ``beats``.
-
-    None if the sequence ended before them (the last bar counts only once the next has begun).
-    """
-    starts = [i for i, t in enumerate(tokens) if t == BAR]
-    head = [t for t in tokens[: starts[0] if starts else 0] if t.startswith(("Meter_", "Key_"))]
-    meters = [int(t.partition("_")[2]) for t in head if t.startswith("Meter_")]
-    bars = max(2, round(beats / (meters[-1] if meters else 4)))
-    sounding = [i for i, (a, b) in enumerate(zip(starts, [*starts[1:], len(tokens)], strict=True)) if b - a > 1]
-    if not sounding or len(starts) - sounding[0] < bars + 1:
-        return None
-    first = sounding[0]
-    return head + tokens[starts[first] : starts[first + bars]]
 
 
 def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[str]], list[list[str]]]:
@@ -141,6 +128,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
     prompt = _prompt_ids(saved, settings.prompt_midi)
     header = next((i for i, t in enumerate(saved.vocab.decode(prompt)) if t == BAR), 0)  # its meter and key
+    recurrence = _recurrence(saved, own)
 
     batches_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -153,31 +141,29 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             missing = settings.count - len(manifest)
             if missing <= 0:
                 break
-            track_styles = [rng.choices(list(styles), weights=weights)[0] for _ in range(missing)]
-            heads = [_header(saved, style, bool(prompt), rng) for style in track_styles]
-            bpms = [rng.choice(styles[style]) * rng.uniform(0.92, 1.08) for style in track_styles]
-            beats = [settings.minutes * bpm for bpm in bpms]
-            steps = int(max(beats) / 3 * max(saved.config.tokens_per_bar, 4.0) * 1.5) + 64  # bars of 3 beats or more
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
-            ids = sample(
-                saved, batch=missing, steps=steps, temperature=temperature, top_p=settings.top_p,
-                seed=rng.randrange(2**31), prompt=_prompts(saved, track_styles, heads, prompt),
-            )  # fmt: skip
-            for row, style, head, bpm, need in zip(ids.tolist(), track_styles, heads, bpms, beats, strict=True):
-                tokens = take_bars(saved.vocab.decode(prompt[:header] or head) + saved.vocab.decode(row), need)
-                if tokens is None:
+            drafts = [_draft(saved, styles, weights, settings, rng, prompt, header, recurrence) for _ in range(missing)]
+            _sample_material(
+                saved, drafts, prompt, temperature=temperature, top_p=settings.top_p, rng=rng, loop=settings.loop
+            )
+            for draft in drafts:
+                if draft.form is None:
                     rejected["too_short"] += 1
                     continue
+                tokens = assemble(draft.form, draft.head, theme=draft.theme, variation=draft.variation,
+                                  fresh=draft.fresh)  # fmt: skip
                 piece = decode(tokens, tokenizer)
+                if not draft.form.loop:
+                    piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
                 report = check_track(piece, index, settings.guards)
                 if report.reason:
                     rejected[report.reason] += 1
                     continue
                 kept.append(piece)
                 manifest.append(
-                    _render_track(work, len(manifest) + 1, piece, saved, bpm=bpm, rng=rng, model_id=model_id,
+                    _render_track(work, len(manifest) + 1, piece, saved, draft, draft.form, rng=rng, model_id=model_id,
                                   stamp=stamp)
-                    | {"style": style, "guards": report.to_dict(), "temperature": round(temperature, 3)}
+                    | {"style": draft.style, "guards": report.to_dict(), "temperature": round(temperature, 3)}
                 )  # fmt: skip
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")
@@ -267,12 +253,128 @@ def _header(saved: SavedModel, style: str, prompted: bool, rng: random.Random) -
     return [int(i) for i in saved.vocab.encode(rng.choice(choices))]
 
 
-def _prompts(saved: SavedModel, styles: list[str], heads: list[list[int]], prompt: list[int]) -> np.ndarray:
-    """Each track starts from the separator, its style token, then the prompt's tokens or its style's meter and key."""
-    sep = saved.vocab.index[SEP]
-    rows = [[sep, saved.vocab.index.get(style_token(style), sep), *head, *prompt] for style, head in zip(
-        styles, heads, strict=True)]  # fmt: skip
-    return np.array(rows, dtype=np.int32)
+@dataclass
+class Draft:
+    """One track in the making: its style, meter and key, tempo and length, then its form and material."""
+
+    style: str
+    head: list[str]  # meter and key tokens
+    bpm: float
+    bars: int
+    recurrence: float  # the style's share of recurring bars, which the form aims at
+    form: Form | None = None  # None until the material is sampled, and when the model stopped short
+    theme: list[Bar] = field(default_factory=list)
+    variation: list[Bar] = field(default_factory=list)
+    fresh: list[Bar] = field(default_factory=list)
+
+    @property
+    def bar_seconds(self) -> float:
+        return 60.0 / self.bpm * _meter(self.head)
+
+
+def _meter(head: list[str]) -> int:
+    return next((int(t.partition("_")[2]) for t in head if t.startswith("Meter_")), 4)
+
+
+def _recurrence(saved: SavedModel, own: list[list[str]]) -> dict[str, float]:
+    """Each style's share of recurring bars as training measured it; for a model trained before that was
+    recorded, its own pieces' share, for every style."""
+    if saved.config.recurrence:
+        return dict(saved.config.recurrence)
+    share = mean_recurrence((decode(tokens, saved.tokenizer) for tokens in own), saved.tokenizer)
+    return {style: share for style in saved.config.styles or [DEFAULT_STYLE]}
+
+
+def _draft(
+    saved: SavedModel,
+    styles: dict[str, list[float]],
+    weights: list[int],
+    settings: GenerateSettings,
+    rng: random.Random,
+    prompt: list[int],
+    header: int,
+    recurrence: dict[str, float],
+) -> Draft:
+    """A track's style, tempo, meter and key, and the bars that fill ``settings.minutes`` (its form comes later)."""
+    style = rng.choices(list(styles), weights=weights)[0]
+    head = saved.vocab.decode(prompt[:header] or _header(saved, style, bool(prompt), rng))
+    bpm = rng.choice(styles[style]) * rng.uniform(0.92, 1.08)
+    bar_seconds = 60.0 / bpm * _meter(head)
+    tail = 0.0 if settings.loop else ending_tail(bar_seconds)
+    bars = max(1, round((settings.minutes * 60.0 - tail) / bar_seconds))
+    target = recurrence.get(style, sum(recurrence.values()) / max(len(recurrence), 1))
+    return Draft(style, head, bpm, bars, target)
+
+
+def ending_tail(bar_seconds: float) -> float:
+    """Seconds a track runs past its last bar, for the final chord to fade: at most half a bar."""
+    return min(1.0, bar_seconds / 2)
+
+
+def _sample_material(
+    saved: SavedModel,
+    drafts: list[Draft],
+    prompt: list[int],
+    *,
+    temperature: float,
+    top_p: float,
+    rng: random.Random,
+    loop: bool,
+) -> None:
+    """Sample every draft's material at once, in two passes: a stream as long as the track, from which its
+    form is chosen and its theme and contrasting sections are taken; then, for the forms with a variation,
+    the theme's continuation after its opening is heard again.
+
+    A draft whose stream ended before the bars it needs keeps ``form`` None.
+    """
+    vocab, per_bar, config = saved.vocab, max(saved.config.tokens_per_bar, 4.0), saved.tokenizer
+    sep = vocab.index[SEP]
+
+    def steps(bars: int) -> int:
+        return int((bars + 2) * per_bar * 1.6) + 32
+
+    starts = [
+        [sep, vocab.index.get(style_token(d.style), sep), *([] if prompt else vocab.encode(d.head)), *prompt]
+        for d in drafts
+    ]  # a prompt brings its own meter and key
+    rows = sample(
+        saved, batch=len(drafts), steps=steps(max(d.bars for d in drafts)), temperature=temperature, top_p=top_p,
+        seed=rng.randrange(2**31), prompt=_right_aligned(starts, sep), prompt_lengths=[len(s) for s in starts],
+    )  # fmt: skip
+    for draft, row in zip(drafts, rows.tolist(), strict=True):
+        stream = sounding_from(complete_bars(vocab.decode(row)))
+        if len(stream) < draft.bars:
+            continue
+        form = choose_form(draft.bars, stream, draft.head, config, recurrence=draft.recurrence, rng=rng, loop=loop)
+        draft.form, draft.theme = form, stream[: form.theme_bars]
+        draft.fresh = stream[form.theme_bars : form.theme_bars + form.fresh_bars]
+    varied = [(d, s) for d, s in zip(drafts, starts, strict=True) if d.form is not None and d.form.varies]
+    if not varied:
+        return
+    prompts = []
+    for draft, start in varied:
+        assert draft.form is not None
+        heard = [*draft.theme, *draft.theme[: draft.form.opening_bars]]
+        prompts.append([*start, *vocab.encode([t for bar in heard for t in (BAR, *bar)]), vocab.index[BAR]])
+    longest = max(d.form.theme_bars - d.form.opening_bars for d, _ in varied if d.form is not None)
+    rows = sample(
+        saved, batch=len(varied), steps=steps(longest), temperature=temperature, top_p=top_p,
+        seed=rng.randrange(2**31), prompt=_right_aligned(prompts, sep), prompt_lengths=[len(p) for p in prompts],
+    )  # fmt: skip
+    for (draft, _), row in zip(varied, rows.tolist(), strict=True):
+        assert draft.form is not None
+        opening, rest = draft.form.opening_bars, draft.form.theme_bars - draft.form.opening_bars
+        continued = complete_bars([BAR, *vocab.decode(row)])
+        if len(continued) < rest:
+            draft.form = None
+            continue
+        draft.variation = [*draft.theme[:opening], *continued[:rest]]
+
+
+def _right_aligned(rows: list[list[int]], pad: int) -> np.ndarray:
+    """Rows of different lengths as one array, each at its right edge (the sampler starts each at its own first id)."""
+    width = max(len(r) for r in rows)
+    return np.array([[pad] * (width - len(r)) + r for r in rows], dtype=np.int32)
 
 
 def _render_track(
@@ -280,19 +382,21 @@ def _render_track(
     position: int,
     piece: GridPiece,
     saved: SavedModel,
+    draft: Draft,
+    form: Form,
     *,
-    bpm: float,
     rng: random.Random,
     model_id: int,
     stamp: str,
 ) -> dict[str, Any]:
+    """Arrange, render and encode one track, exactly its form's bars long (and a short fade, or a loop's seam)."""
+    config, bpm = saved.tokenizer, draft.bpm
     palette = rng.choice(PALETTES)
-    arrangement = arrange(piece, bpm=bpm, palette=palette, config=saved.tokenizer)
+    arrangement = arrange(piece, bpm=bpm, palette=palette, config=config, bars=form.total_bars)
     key = estimate_key(arrangement.notes)
     title = f"tunesmith {stamp} #{position}"
     stem = f"{position:02d}"
     midi = write_midi(arrangement, work / f"{stem}.mid")
-    wav = render_wav(midi, work / f".{stem}.wav")
     tags = {
         "title": title,
         "artist": "tunesmith",
@@ -300,7 +404,22 @@ def _render_track(
         "comment": f"{LICENCE}; model version {model_id}",
         "tunesmith_model": str(model_id),
     }
-    duration = wav_to_mp3(wav, work / f"{stem}.mp3", tags=tags)
+    seconds = form.total_bars * draft.bar_seconds
+    mp3 = work / f"{stem}.mp3"
+    extra: dict[str, Any] = {}
+    if form.loop:
+        twice = arrange(played_twice(piece, config, bars=form.total_bars), bpm=bpm, palette=palette, config=config,
+                        bars=2 * form.total_bars)  # fmt: skip
+        wav = render_wav(write_midi(twice, work / f".{stem}-twice.mid"), work / f".{stem}.wav")
+        duration = finish_track(wav, mp3, seconds=seconds, loop_from=seconds, tags=tags)
+        (work / f".{stem}-twice.mid").unlink(missing_ok=True)
+        samples, rate = decoded_mono(mp3)
+        extra["loop_seam"] = seam(samples, rate, bar_seconds=draft.bar_seconds).to_dict()
+    else:
+        tail = ending_tail(draft.bar_seconds)
+        wav = render_wav(midi, work / f".{stem}.wav")
+        duration = finish_track(wav, mp3, seconds=seconds + tail, fade_seconds=0.6 * draft.bar_seconds + tail,
+                                tags=tags)  # fmt: skip
     wav.unlink(missing_ok=True)
     save_pianoroll(arrangement.notes, work / f"{stem}.png", title=f"{title} ({key}, {bpm:.0f} bpm, {palette.name})")
     return {
@@ -313,7 +432,10 @@ def _render_track(
         "tempo": round(bpm, 1),
         "key": key,
         "meter": piece.meter,
-        "bars": piece.bars(saved.tokenizer),
+        "bars": form.total_bars,
+        "form": form.to_dict(),
+        "recurring_bars": round(recurring_bar_share(piece, config), 3),
         "instruments": dataclasses.asdict(palette),
         "notes": len(arrangement.notes),
+        **extra,
     }

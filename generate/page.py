@@ -32,13 +32,21 @@ def _length(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+def _form(form: dict[str, Any] | None) -> str | None:
+    """The plan with each section's bars, e.g. ``A (4) A' (4) B (6) A (4)``; a loop says so."""
+    if not form:
+        return None
+    sections = " ".join(f"{s['label']} ({s['bars']})" for s in form.get("sections", []))
+    return f"{sections}, looping" if form.get("loop") else sections
+
+
 def _track(track: dict[str, Any]) -> str:
     facts = {
         "key": track.get("key"),
         "tempo": f"{track['tempo']:g} bpm" if track.get("tempo") else None,
         "meter": f"{track['meter']} beats a bar" if track.get("meter") else None,
         "length": f"{_length(track['duration'])} ({track['bars']} bars)" if track.get("duration") else None,
-        "form": " ".join(str(part) for part in track["form"]) if track.get("form") else None,
+        "form": _form(track.get("form")),
         "instruments": (track.get("instruments") or {}).get("name"),
         "style": track.get("style"),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class ModelConfig:
     # style -> its pieces' opening tokens (meter and key): a track takes one, so it sits where its playlist does
     headers: dict[str, list[list[str]]] = field(default_factory=dict)
     tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
+    recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,6 +198,7 @@ def sample(
     top_p: float,
     seed: int,
     prompt: np.ndarray | None = None,
+    prompt_lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Sample ``batch`` sequences of ``steps`` tokens at once, one LSTM step per token.
 
@@ -205,6 +208,8 @@ def sample(
     pitch, after a pitch its duration, after a duration a lower pitch at the same position, a later
     position in the bar (within the meter) or a bar. ``prompt`` is a (batch, n) array of ids to
     start from (the state is primed on it); without one each sequence starts from the separator.
+    Prompts of different lengths are right-aligned in that array with ``prompt_lengths`` given: a row's
+    state starts at its own first token (what lies to its left is never read).
     """
     import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
@@ -219,6 +224,8 @@ def sample(
     spb = saved.tokenizer.steps_per_beat
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
+    width = prompt.shape[1]
+    starts = np.array([width - n for n in prompt_lengths] if prompt_lengths is not None else [0] * batch, np.int32)
 
     def advance(token: tf.Tensor, states: list[list[tf.Tensor]]) -> tuple[tf.Tensor, list[list[tf.Tensor]]]:
         x = embedding(token)
@@ -247,14 +254,23 @@ def sample(
 
     @tf.function(reduce_retracing=True)
     def run(
-        prompt_ids: tf.Tensor, steps: tf.Tensor, temperature: tf.Tensor, top_p: tf.Tensor, seed: tf.Tensor
+        prompt_ids: tf.Tensor,
+        starts: tf.Tensor,
+        steps: tf.Tensor,
+        temperature: tf.Tensor,
+        top_p: tf.Tensor,
+        seed: tf.Tensor,
     ) -> tf.Tensor:
         states = [[tf.zeros((batch, c.units)), tf.zeros((batch, c.units))] for c in cells]
         out = tf.zeros((batch, cells[-1].units))
         zeros = tf.zeros((batch,), tf.int32)
         grammar_state = (zeros + SPECIAL, zeros + 4, zeros - 1, zeros + 128)
         for i in tf.range(tf.shape(prompt_ids)[1]):  # prime the states on the prompt
-            out, states = advance(prompt_ids[:, i], states)
+            primed, new_states = advance(prompt_ids[:, i], states)
+            live = (i >= starts)[:, None]  # rows whose prompt has begun
+            out = tf.where(live, primed, out)
+            states = [[tf.where(live, a, b) for a, b in zip(new, old, strict=True)] for new, old in zip(
+                new_states, states, strict=True)]  # fmt: skip
             grammar_state = track(prompt_ids[:, i], grammar_state)
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
@@ -275,6 +291,7 @@ def sample(
 
     result = run(
         tf.constant(prompt, tf.int32),
+        tf.constant(starts, tf.int32),
         tf.constant(steps, tf.int32),
         tf.constant(temperature, tf.float32),
         tf.constant(top_p, tf.float32),

@@ -23,7 +23,8 @@ from train.baselines import Score, model_score, prototype_score, unigram_score
 from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.pieces import PIECES_FILE, save_pieces
-from train.tokens import BAR, TokenizeError, TokenizerConfig, encode, quantise
+from train.structure import mean_recurrence
+from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
 from transcribe.beats import BeatGrid, grid_from_notes
@@ -206,6 +207,12 @@ def fit(
         styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
         headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
+        recurrence={
+            style: round(
+                mean_recurrence((decode(p.tokens, tokenizer) for p in pieces if p.style == style), tokenizer), 4
+            )
+            for style in sorted(styles)
+        },
         seed=settings.seed,
     )
     model = build_model(config)

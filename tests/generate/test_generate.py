@@ -8,12 +8,11 @@ from music21 import corpus
 
 from generate.arrange import PALETTES, arrange, write_midi
 from generate.audio import wav_to_mp3
-from generate.batch import take_bars
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
 from generate.synth import render_wav
 from train.scores import score_tokens
-from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, encode, transpose
+from train.tokens import GridNote, GridPiece, TokenizerConfig, decode, encode, transpose
 
 CONFIG = TokenizerConfig()
 
@@ -51,13 +50,6 @@ def test_guards_reject_copies_and_hammering() -> None:
     varied = GridPiece(4, tuple(GridNote(3 * i, 48 + (i * 7) % 24, 1 + i % 3) for i in range(80)))
     report = check_track(varied, index, settings)
     assert report.reason is None and report.longest_copy < settings.max_copy
-
-
-def test_take_bars_gives_exactly_the_bars_asked_for_from_the_first_bar_with_notes() -> None:
-    tokens = ["Meter_3", "Key_9", BAR, BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4", BAR, BAR]
-    two_bars = ["Meter_3", "Key_9", BAR, "Pos_0", "Pitch_60", "Dur_4", BAR, "Pos_4", "Pitch_62", "Dur_4"]
-    assert take_bars(tokens, 6) == two_bars == take_bars(tokens, 7)  # bars of 3 beats: 7 beats are 2 bars
-    assert take_bars(tokens, 9) is not None and take_bars(tokens, 12) is None  # the fourth bar never ended
 
 
 def test_a_track_renders_to_a_tagged_44k_192k_mp3_of_its_bars(tmp_path: Path) -> None:

@@ -31,14 +31,18 @@ def _manifest() -> dict:
     track = {
         "position": 1, "title": 'tunesmith <script>alert("x")</script> #1', "mp3": "01.mp3", "midi": "01.mid",
         "pianoroll": "01.png", "duration": 125.4, "tempo": 96.3, "key": "G major", "meter": 3, "bars": 64,
-        "instruments": {"name": "strings"}, "style": "fiddle", "form": ["intro", "A", "B", "A", "outro"],
+        "instruments": {"name": "strings"}, "style": "fiddle", "form": {
+            "plan": "A B A", "theme_bars": 8, "loop": False,
+            "sections": [{"label": "A", "start": 0, "bars": 8}, {"label": "B", "start": 8, "bars": 48},
+                         {"label": "A", "start": 56, "bars": 8}],
+        },
     }  # fmt: skip
     return {"model_id": 7, "created": "20261123-081047", "licence": "CC0 1.0", "tracks": [track]}
 
 
 def test_the_page_shows_every_fact_escapes_titles_and_links_only_to_its_own_files(tmp_path: Path) -> None:
     html = render_page(_manifest(), "batch-20261123-081047")
-    for fact in ("G major", "96.3 bpm", "3 beats a bar", "2:05 (64 bars)", "intro A B A outro", "strings", "CC0 1.0"):
+    for fact in ("G major", "96.3 bpm", "3 beats a bar", "2:05 (64 bars)", "A (8) B (48) A (8)", "strings", "CC0 1.0"):
         assert fact in html, fact
     assert "<script>" not in html and "&lt;script&gt;" in html
     (tmp_path / "index.html").write_text(html, encoding="utf-8")

@@ -1,0 +1,158 @@
+"""Forms, endings, lengths and loops: planned on real corpus bars, checked on real renders."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from music21 import corpus
+
+from generate.arrange import PALETTES, arrange, played_twice, write_midi
+from generate.audio import decoded_mono, finish_track, seam
+from generate.form import (
+    Form,
+    FormError,
+    Section,
+    assemble,
+    candidate_forms,
+    choose_form,
+    complete_bars,
+    sounding_from,
+    with_cadence,
+)
+from generate.synth import render_wav
+from train.scores import score_tokens
+from train.structure import bar_sets, recurring_bar_share
+from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, key_of
+
+CONFIG = TokenizerConfig()
+
+
+def _chorale_bars(name: str) -> tuple[list[str], list[list[str]]]:
+    tokens = score_tokens(corpus.parse(name), CONFIG)[0]
+    head = tokens[: tokens.index(BAR)]
+    return head, sounding_from(complete_bars([*tokens, BAR]))
+
+
+def test_every_candidate_form_fills_the_bars_asked_for_and_a_loop_ends_on_a_contrast() -> None:
+    for total in (6, 11, 24, 60):
+        forms = candidate_forms(total)
+        assert forms and all(f.total_bars == total for f in forms)
+        assert all(f.sections[0].label == "A" and f.sections[-1].label == "A" for f in forms)  # theme, return
+        for form in forms:
+            assert [s.start for s in form.sections] == list(np.cumsum([0] + [s.bars for s in form.sections[:-1]]))
+        loops = candidate_forms(total, loop=True)
+        assert loops and all(f.sections[-1].label.startswith("B") and f.loop for f in loops)
+    assert candidate_forms(4) == []  # no room for a theme, a contrast and a return
+
+
+def test_the_theme_returns_and_the_variation_keeps_its_opening() -> None:
+    head, bars = _chorale_bars("bach/bwv10.7")
+    form = Form(4, (Section("A", 0, 4), Section("A'", 4, 4), Section("B", 8, 3), Section("A", 11, 4)))
+    variation = [*bars[:2], *bars[8:10]]
+    tokens = assemble(form, head, theme=bars[:4], variation=variation, fresh=bars[4:7])
+    assert tokens[: len(head)] == head
+    placed = complete_bars([*tokens, BAR])
+    assert len(placed) == 15
+    assert placed[11:15] == bars[:4] and placed[4:6] == bars[:2] and placed[6:8] == bars[8:10]
+    assert placed[8:11] == bars[4:7]
+    with pytest.raises(FormError):
+        assemble(form, head, theme=bars[:4], variation=variation, fresh=bars[4:5])
+
+
+def test_the_form_chosen_follows_the_style_share_of_recurring_bars() -> None:
+    head, bars = _chorale_bars("bach/bwv101.7")
+    stream = [*bars, *_chorale_bars("bach/bwv10.7")[1]][:24]  # bars one after another, as a model samples them
+    assert len(stream) == 24
+    shares = {}
+    for target in (0.0, 0.6):
+        form = choose_form(24, stream, head, CONFIG, recurrence=target, rng=random.Random(0))
+        variation = stream[: form.theme_bars]
+        fresh = stream[form.theme_bars : form.theme_bars + form.fresh_bars]
+        track = decode(assemble(form, head, theme=stream[: form.theme_bars], variation=variation, fresh=fresh), CONFIG)
+        shares[target] = recurring_bar_share(track, CONFIG)
+        assert form.total_bars == 24
+    assert shares[0.0] < shares[0.6]
+    assert abs(shares[0.6] - 0.6) < 0.15  # the plans reach the share a dance tune has
+    short = choose_form(4, stream, head, CONFIG, recurrence=0.3, rng=random.Random(0))
+    assert short.plan == "A" and short.total_bars == 4  # too short for a return: the theme alone
+
+
+def test_recurring_bars_allow_one_changed_note() -> None:
+    bar = [GridNote(0, 60, 4), GridNote(4, 64, 4), GridNote(8, 67, 4), GridNote(12, 72, 4)]
+    moved = [GridNote(n.step + 16, n.pitch, n.steps) for n in bar]
+    changed = [*moved[:3], GridNote(28, 74, 4)]  # one note to another pitch class
+    other = [GridNote(n.step + 32, n.pitch + 1, n.steps) for n in bar]  # every pitch class moved
+    piece = GridPiece(4, tuple(sorted([*bar, *changed, *other])))
+    assert len(bar_sets(piece, CONFIG)) == 3
+    assert recurring_bar_share(piece, CONFIG) == pytest.approx(1 / 3)
+    assert recurring_bar_share(piece, CONFIG, changed=0) == 0.0
+
+
+@pytest.mark.parametrize("name", ["bach/bwv10.7", "bach/bwv26.6", "bach/bwv40.8"])
+def test_a_track_ends_on_the_tonic_chord_struck_on_the_last_downbeat(name: str) -> None:
+    piece = decode(score_tokens(corpus.parse(name), CONFIG)[0], CONFIG)
+    bars = piece.bars(CONFIG) - 2  # cut before the chorale's own cadence
+    ended = with_cadence(piece, CONFIG, bars=bars)
+    last = (bars - 1) * ended.bar_steps(CONFIG)
+    final = [n for n in ended.notes if n.step >= last]
+    assert final and {n.step for n in final} == {last}  # one chord, on the downbeat
+    assert all(n.step + n.steps <= bars * ended.bar_steps(CONFIG) for n in ended.notes)  # nothing past the end
+    key = key_of(GridPiece(piece.meter, tuple(n for n in piece.notes if n.step < last)))
+    assert key % 12 in {n.pitch % 12 for n in final}
+    assert min(final).pitch % 12 == key % 12 == max(final, key=lambda n: n.pitch).pitch % 12  # tonic at both ends
+    assert len({n.pitch % 12 for n in final}) == 3  # a full triad
+
+
+def _held_chord_piece() -> GridPiece:
+    """Eight bars: a tune over chords, the last bar a chord held to the seam, the first bar opening on a rest."""
+    notes = []
+    for bar in range(8):
+        base = bar * 16
+        if bar == 7:
+            notes += [GridNote(base, p, 16) for p in (48, 55, 64, 67)]
+            continue
+        notes += [GridNote(base + 4 + 4 * k, 72 + (bar + 2 * k) % 7, 4) for k in range(3)]
+        notes += [GridNote(base + 4, p, 12) for p in (52, 55, 60)]
+    return GridPiece(4, tuple(sorted(notes)))
+
+
+def test_a_track_is_its_bars_long_and_fades_on_its_last_chord(tmp_path: Path) -> None:
+    piece = _held_chord_piece()
+    bpm, bars = 96.0, 8
+    bar_seconds = 60 / bpm * 4
+    arrangement = arrange(piece, bpm=bpm, palette=PALETTES[0], config=CONFIG, bars=bars)
+    wav = render_wav(write_midi(arrangement, tmp_path / "t.mid"), tmp_path / "t.wav")
+    tail = 0.5
+    seconds = finish_track(wav, tmp_path / "t.mp3", seconds=bars * bar_seconds + tail, fade_seconds=1.5)
+    samples, rate = decoded_mono(tmp_path / "t.mp3")
+    assert len(samples) == round((bars * bar_seconds + tail) * rate) and seconds == pytest.approx(len(samples) / rate)
+    frame = rate // 10
+    rms = [float(np.sqrt(np.mean(samples[i : i + frame] ** 2))) for i in range(0, len(samples) - frame, frame)]
+    chord = rms[int((bars - 1) * bar_seconds * 10) + 1]
+    assert rms[-1] < 0.05 * chord  # faded out, not cut
+    assert max(rms[:3]) < 0.01  # the first bar opens on a rest: nothing is trimmed from the start
+
+
+def test_a_loop_repeats_without_a_seam_where_a_plain_cut_has_one(tmp_path: Path) -> None:
+    piece = _held_chord_piece()
+    bpm, bars = 96.0, 8
+    bar_seconds = 60 / bpm * 4
+    seconds = bars * bar_seconds
+    palette = PALETTES[1]  # strings: the held chord rings on past the seam
+    twice = arrange(played_twice(piece, CONFIG, bars=bars), bpm=bpm, palette=palette, config=CONFIG, bars=2 * bars)
+    wav = render_wav(write_midi(twice, tmp_path / "twice.mid"), tmp_path / "twice.wav")
+    finish_track(wav, tmp_path / "loop.mp3", seconds=seconds, loop_from=seconds)
+    once = arrange(piece, bpm=bpm, palette=palette, config=CONFIG, bars=bars)
+    wav = render_wav(write_midi(once, tmp_path / "once.mid"), tmp_path / "once.wav")
+    finish_track(wav, tmp_path / "cut.mp3", seconds=seconds)
+
+    loop, rate = decoded_mono(tmp_path / "loop.mp3")
+    assert len(loop) == round(seconds * rate)  # the MP3 decodes to exactly its bars: no encoder padding
+    good = seam(loop, rate, bar_seconds=bar_seconds)
+    assert good.rms_ratio <= 2.0 and good.click_ratio <= 1.0, good
+    cut, _ = decoded_mono(tmp_path / "cut.mp3")
+    bad = seam(cut, rate, bar_seconds=bar_seconds)
+    assert bad.rms_ratio > 4 * max(good.rms_ratio, 0.5), (good, bad)  # the held chord stops dead at a plain cut

@@ -1,0 +1,44 @@
+"""How much of a piece comes back: the share of its bars that recur.
+
+A bar is read as the set of (grid position, pitch class) onsets in it. A bar *recurs* when an earlier
+bar of the same piece has the same onset rhythm and pitch classes, allowing one changed note (one
+onset added, dropped or moved to another pitch class: a symmetric difference of at most two).
+Empty bars do not count either way. Real pieces with a form restate themes (Bach chorales' repeated
+opening phrases, a fiddle tune's AABB); a stream sampled bar after bar almost never does, which is
+what gives it away. Training records each style's value; generation plans its forms to match it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from train.tokens import GridPiece, TokenizerConfig
+
+BarSet = frozenset[tuple[int, int]]
+
+
+def bar_sets(piece: GridPiece, config: TokenizerConfig) -> list[BarSet]:
+    """Each bar's (position, pitch class) onsets, in order; empty bars as empty sets."""
+    bar = piece.bar_steps(config)
+    found: dict[int, set[tuple[int, int]]] = defaultdict(set)
+    for n in piece.notes:
+        found[n.step // bar].add((n.step % bar, n.pitch % 12))
+    return [frozenset(found.get(k, ())) for k in range(piece.bars(config))]
+
+
+def recurring_bar_share(piece: GridPiece, config: TokenizerConfig, *, changed: int = 1) -> float:
+    """The share of the piece's sounding bars that restate an earlier bar (up to ``changed`` notes changed)."""
+    sounding = [s for s in bar_sets(piece, config) if s]
+    if not sounding:
+        return 0.0
+    recurring = 0
+    for i, current in enumerate(sounding):
+        if any(len(current ^ earlier) <= 2 * changed for earlier in sounding[:i]):
+            recurring += 1
+    return recurring / len(sounding)
+
+
+def mean_recurrence(pieces: Iterable[GridPiece], config: TokenizerConfig) -> float:
+    values = [recurring_bar_share(p, config) for p in pieces if p.notes]
+    return sum(values) / len(values) if values else 0.0
