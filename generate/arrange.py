@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from music21 import instrument, note, stream, tempo
 
 from db.files import atomic_path
+from generate.drums import Hit
 from train.tokens import GridNote, GridPiece, TokenizerConfig
 from transcribe.notes import NoteEvent
 
@@ -32,8 +34,10 @@ PALETTES = (
 @dataclass(frozen=True)
 class Arrangement:
     score: stream.Score
-    notes: list[NoteEvent]  # every note in seconds, for analysis
+    notes: list[NoteEvent]  # every pitched note in seconds, for analysis
     seconds: float
+    drums: tuple[Hit, ...] = ()  # on MIDI channel 10, written beside the score
+    steps_per_beat: int = 4
 
 
 def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
@@ -56,10 +60,16 @@ def _lines(piece: GridPiece) -> dict[str, list[tuple[int, int, int]]]:
 
 
 def arrange(
-    piece: GridPiece, *, bpm: float, palette: Palette, config: TokenizerConfig, bars: int | None = None
+    piece: GridPiece,
+    *,
+    bpm: float,
+    palette: Palette,
+    config: TokenizerConfig,
+    bars: int | None = None,
+    drums: Sequence[Hit] = (),
 ) -> Arrangement:
-    """Build the score at ``bpm`` on the palette's instruments; nothing sounds past the last of its ``bars``
-    (by default the bar of its last note)."""
+    """Build the score at ``bpm`` on the palette's instruments, with ``drums`` if any; nothing sounds past the
+    last of its ``bars`` (by default the bar of its last note)."""
     score = stream.Score()
     events: list[NoteEvent] = []
     spb = config.steps_per_beat
@@ -82,13 +92,45 @@ def arrange(
                 NoteEvent(start * seconds_per_step, (start + length) * seconds_per_step, pitch, velocities[line])
             )
         score.insert(0, part)
-    return Arrangement(score=score, notes=sorted(events), seconds=end * seconds_per_step)
+    kept = tuple(h for h in drums if h.step < end)
+    return Arrangement(
+        score=score, notes=sorted(events), seconds=end * seconds_per_step, drums=kept, steps_per_beat=spb
+    )
 
 
 def write_midi(arrangement: Arrangement, path: Path) -> Path:
+    """The score as a MIDI file (music21), with the drums as one more track on channel 10."""
     with atomic_path(path) as tmp:
         arrangement.score.write("midi", fp=str(tmp))
+        if arrangement.drums:
+            _add_drums(tmp, arrangement.drums, arrangement.steps_per_beat)
     return path
+
+
+def _add_drums(path: Path, hits: Sequence[Hit], steps_per_beat: int) -> None:
+    import mido
+
+    midi = mido.MidiFile(str(path))
+    per_step = midi.ticks_per_beat / steps_per_beat
+    events = []
+    for hit in hits:
+        tick = round(hit.step * per_step)
+        events.append((tick, 1, mido.Message("note_on", channel=9, note=hit.key, velocity=hit.velocity)))
+        events.append((tick + round(per_step), 0, mido.Message("note_off", channel=9, note=hit.key, velocity=0)))
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name="drums", time=0)])
+    now = 0
+    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+def drums_twice(hits: Sequence[Hit], *, span: int) -> list[Hit]:
+    """The drums of a loop of ``span`` steps, played twice (as ``played_twice`` plays its notes)."""
+    inside = [h for h in hits if h.step < span]
+    return [*inside, *(Hit(h.step + span, h.key, h.velocity) for h in inside)]
 
 
 def played_twice(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> GridPiece:

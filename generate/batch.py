@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
 from db.queries import current_model
-from generate.arrange import PALETTES, arrange, played_twice, write_midi
+from generate.arrange import PALETTES, arrange, drums_twice, played_twice, write_midi
 from generate.audio import decoded_mono, finish_track, seam
+from generate.drums import drum_hits
 from generate.form import Bar, Form, assemble, choose_form, complete_bars, sounding_from, with_cadence
 from generate.guards import GuardSettings, check_track
 from generate.originality import CopyIndex
@@ -392,7 +393,10 @@ def _render_track(
     """Arrange, render and encode one track, exactly its form's bars long (and a short fade, or a loop's seam)."""
     config, bpm = saved.tokenizer, draft.bpm
     palette = rng.choice(PALETTES)
-    arrangement = arrange(piece, bpm=bpm, palette=palette, config=config, bars=form.total_bars)
+    groove = saved.config.grooves.get(draft.style)
+    bar_steps = piece.bar_steps(config)
+    hits = drum_hits(groove, form, bar_steps=bar_steps, steps_per_beat=config.steps_per_beat) if groove else []
+    arrangement = arrange(piece, bpm=bpm, palette=palette, config=config, bars=form.total_bars, drums=hits)
     key = estimate_key(arrangement.notes)
     title = f"tunesmith {stamp} #{position}"
     stem = f"{position:02d}"
@@ -408,8 +412,10 @@ def _render_track(
     mp3 = work / f"{stem}.mp3"
     extra: dict[str, Any] = {}
     if form.loop:
-        twice = arrange(played_twice(piece, config, bars=form.total_bars), bpm=bpm, palette=palette, config=config,
-                        bars=2 * form.total_bars)  # fmt: skip
+        twice = arrange(
+            played_twice(piece, config, bars=form.total_bars), bpm=bpm, palette=palette, config=config,
+            bars=2 * form.total_bars, drums=drums_twice(hits, span=form.total_bars * bar_steps),
+        )  # fmt: skip
         wav = render_wav(write_midi(twice, work / f".{stem}-twice.mid"), work / f".{stem}.wav")
         duration = finish_track(wav, mp3, seconds=seconds, loop_from=seconds, tags=tags)
         (work / f".{stem}-twice.mid").unlink(missing_ok=True)
@@ -436,6 +442,7 @@ def _render_track(
         "form": form.to_dict(),
         "recurring_bars": round(recurring_bar_share(piece, config), 3),
         "instruments": dataclasses.asdict(palette),
+        "drums": bool(hits),
         "notes": len(arrangement.notes),
         **extra,
     }

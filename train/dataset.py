@@ -22,6 +22,7 @@ class Piece:
     tokens: list[str]
     tempo: float
     style: str = DEFAULT_STYLE
+    groove: dict[str, Any] | None = None  # transcribe.groove.Groove, measured on the source's audio
 
 
 def _side(source_id: int, seed: int) -> float:

@@ -35,6 +35,7 @@ class ModelConfig:
     headers: dict[str, list[list[str]]] = field(default_factory=dict)
     tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
     recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
+    grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

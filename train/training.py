@@ -28,6 +28,7 @@ from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, qu
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
 from transcribe.beats import BeatGrid, grid_from_notes
+from transcribe.groove import Groove, style_groove
 from transcribe.third_party import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class AcceptedPiece:
     tempo: float
     grid: dict[str, Any] | None
     style: str
+    groove: dict[str, Any] | None = None
 
 
 def piece_tokens(midi_path: Path, grid: BeatGrid | None, tokenizer: TokenizerConfig) -> list[str]:
@@ -121,7 +123,7 @@ def piece_tokens(midi_path: Path, grid: BeatGrid | None, tokenizer: TokenizerCon
 def accepted_pieces(session: Session, licence: str | None = None) -> list[AcceptedPiece]:
     """Every accepted source with its MIDI, tempo, grid and style (its first playlist's), ``licence``'d if given."""
     query = (
-        select(Source.id, Transcription.midi_path, Transcription.tempo, Transcription.grid)
+        select(Source.id, Transcription.midi_path, Transcription.tempo, Transcription.grid, Transcription.features)
         .join(Transcription, Transcription.source_id == Source.id)
         .where(Source.state == SourceState.ACCEPTED)
         .order_by(Source.id)
@@ -134,9 +136,12 @@ def accepted_pieces(session: Session, licence: str | None = None) -> list[Accept
     ):
         styles.setdefault(source_id, style)
     return [
-        AcceptedPiece(sid, path, (grid or {}).get("tempo") or tempo or 120.0, grid, styles.get(sid, DEFAULT_STYLE))
-        for sid, path, tempo, grid in session.execute(query)
-    ]
+        AcceptedPiece(
+            sid, path, (grid or {}).get("tempo") or tempo or 120.0, grid, styles.get(sid, DEFAULT_STYLE),
+            (features or {}).get("groove"),
+        )
+        for sid, path, tempo, grid, features in session.execute(query)
+    ]  # fmt: skip
 
 
 def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tuple[list[Piece], Counter[str]]:
@@ -155,8 +160,20 @@ def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tu
             log.warning("piece %d not used for training: %s", row.source_id, error)
             skipped["midi_unreadable"] += 1
             continue
-        pieces.append(Piece(source_id=row.source_id, tokens=tokens, tempo=row.tempo, style=row.style))
+        pieces.append(
+            Piece(source_id=row.source_id, tokens=tokens, tempo=row.tempo, style=row.style, groove=row.groove)
+        )
     return pieces, skipped
+
+
+def style_grooves(pieces: Sequence[Piece]) -> dict[str, dict[str, Any]]:
+    """Each style's groove (``transcribe.groove.style_groove``), for the styles whose sources have percussion."""
+    by_style: dict[str, list[Groove]] = {}
+    for piece in pieces:
+        if piece.groove:
+            by_style.setdefault(piece.style, []).append(Groove.from_dict(piece.groove))
+    grooves = {style: style_groove(found) for style, found in sorted(by_style.items())}
+    return {style: groove.to_dict() for style, groove in grooves.items() if groove is not None}
 
 
 def note_ids(vocab: Vocabulary) -> np.ndarray:
@@ -207,6 +224,7 @@ def fit(
         styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
         headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
+        grooves=style_grooves(pieces),
         recurrence={
             style: round(
                 mean_recurrence((decode(p.tokens, tokenizer) for p in pieces if p.style == style), tokenizer), 4

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from transcribe.features import AudioFeatures
+from transcribe.groove import Groove
 from transcribe.notes import NoteEvent
 from transcribe.repetition import piece_repetition
 
@@ -50,6 +51,7 @@ class PieceAnalysis:
     silence_ratio: float
     spectral_flatness: float
     audio: dict[str, Any]  # transcribe.features.AudioFeatures
+    groove: dict[str, Any] | None = None  # transcribe.groove.Groove
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -101,7 +103,13 @@ def polyphony(notes: Sequence[NoteEvent], resolution: float = 0.05) -> float:
     return float(sounding.mean()) if sounding.size else 0.0
 
 
-def analyse(notes: Sequence[NoteEvent], tempo: float, duration: float, features: AudioFeatures) -> PieceAnalysis:
+def analyse(
+    notes: Sequence[NoteEvent],
+    tempo: float,
+    duration: float,
+    features: AudioFeatures,
+    groove: Groove | None = None,
+) -> PieceAnalysis:
     """Everything the filter and the similarity search read about one piece."""
     pitches = [n.pitch for n in notes]
     rep = piece_repetition(notes, tempo)
@@ -122,6 +130,7 @@ def analyse(notes: Sequence[NoteEvent], tempo: float, duration: float, features:
         silence_ratio=features.silence_ratio,
         spectral_flatness=features.spectral_flatness,
         audio=features.to_dict(),
+        groove=groove.to_dict() if groove else None,
     )
 
 

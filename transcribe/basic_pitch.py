@@ -25,6 +25,7 @@ import numpy as np
 from db.files import atomic_path
 from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
 from transcribe.features import AudioFeatures, FeatureAccumulator
+from transcribe.groove import Groove, PercussionAccumulator
 from transcribe.notes import NoteEvent
 from transcribe.numba_cache import load_librosa
 from transcribe.third_party import import_tensorflow, silence_import_noise
@@ -88,6 +89,7 @@ class Transcript:
     duration: float
     features: AudioFeatures
     grid: BeatGrid  # tracked beats, meter and bar phase: what the tokens are quantised against
+    groove: Groove | None = None  # percussive onsets by position in the bar, on that grid
 
 
 def _onnx_model_path() -> Path:
@@ -167,6 +169,7 @@ class Transcriber:
             features=accumulator.finish(),
             onset_envelope=accumulator.onset_envelope(),
             envelope_fps=accumulator.frames_per_second,
+            percussion=accumulator.percussion,
         )
 
     def transcribe(self, audio_path: Path) -> Transcript:
@@ -184,6 +187,7 @@ class Transcriber:
             duration=posteriors.samples / SAMPLE_RATE,
             features=posteriors.features,
             grid=grid,
+            groove=posteriors.percussion.groove(grid),
         )
 
 
@@ -197,6 +201,7 @@ class Posteriors:
     features: AudioFeatures
     onset_envelope: np.ndarray  # librosa onset strength per feature frame, for beat tracking
     envelope_fps: float
+    percussion: PercussionAccumulator  # percussive onsets per band and the high band's measures
 
 
 def notes_from_posteriors(posteriors: Posteriors, settings: TranscriptionSettings) -> list[NoteEvent]:

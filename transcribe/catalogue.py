@@ -102,7 +102,7 @@ def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: Filt
     except TranscriptionError as error:
         return PieceResult(job.source_id, reason=error.reason, detail=str(error))
     midi_path = write_midi(transcript.notes, transcript.tempo, job.midi_path)
-    analysis = analyse(transcript.notes, transcript.tempo, transcript.duration, transcript.features)
+    analysis = analyse(transcript.notes, transcript.tempo, transcript.duration, transcript.features, transcript.groove)
     verdict = judge(analysis, filter_settings)
     return PieceResult(
         job.source_id,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from transcribe.groove import PercussionAccumulator
 from transcribe.numba_cache import load_librosa
 
 N_FFT = 2048
@@ -72,6 +73,7 @@ class FeatureAccumulator:
         self._loud = 0
         self._flatness = 0.0
         self._onsets: list[np.ndarray] = []
+        self.percussion = PercussionAccumulator(sample_rate, N_FFT, HOP)
 
     def add(self, chunk: np.ndarray) -> None:
         librosa = load_librosa()
@@ -96,6 +98,7 @@ class FeatureAccumulator:
             mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
             flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
             self._onsets.append(librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr))
+            self.percussion.add(magnitude)
         frames = magnitude.shape[1]
         for name, values in per_frame.items():
             values = values[:frames]
