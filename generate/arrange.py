@@ -11,6 +11,7 @@ from music21 import instrument, note, stream, tempo
 
 from db.files import atomic_path
 from generate.drums import Hit
+from train.structure import top_line
 from train.tokens import GridNote, GridPiece, TokenizerConfig
 from transcribe.notes import NoteEvent
 
@@ -125,6 +126,28 @@ def _add_drums(path: Path, hits: Sequence[Hit], steps_per_beat: int) -> None:
     track.append(mido.MetaMessage("end_of_track", time=0))
     midi.tracks.append(track)
     midi.save(str(path))
+
+
+def singable(piece: GridPiece, config: TokenizerConfig, *, max_leap: int = 12) -> GridPiece:
+    """The piece with its top line kept within ``max_leap`` semitones from note to note: a note that leaps
+    further is moved by octaves towards the note before it (the harmony under it stays as written)."""
+    line = top_line(piece)
+    moved: dict[GridNote, GridNote] = {}
+    previous = line[0].pitch if line else 0
+    for n in line:
+        pitch = n.pitch
+        while abs(pitch - previous) > max_leap:
+            step = -12 if pitch > previous else 12
+            if not config.pitch_low <= pitch + step <= config.pitch_high:
+                break
+            pitch += step
+        if pitch != n.pitch:
+            moved[n] = GridNote(n.step, pitch, n.steps)
+        previous = pitch
+    if not moved:
+        return piece
+    notes = {moved.get(n, n) for n in piece.notes}
+    return GridPiece(piece.meter, tuple(sorted(notes)))
 
 
 def drums_twice(hits: Sequence[Hit], *, span: int) -> list[Hit]:

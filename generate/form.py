@@ -134,13 +134,18 @@ def choose_form(
     if not forms:
         return Form(total_bars, (Section("A", 0, total_bars),), loop)
 
+    def share(form: Form, variation: list[Bar]) -> float:
+        theme, fresh = stream[: form.theme_bars], stream[form.theme_bars : form.theme_bars + form.fresh_bars]
+        return recurring_bar_share(decode(assemble(form, head, theme=theme, variation=variation, fresh=fresh), config),
+                                   config)  # fmt: skip
+
     def cost(form: Form) -> float:
-        theme, fresh_end = form.theme_bars, form.theme_bars + form.fresh_bars
-        # A variation is counted as the theme: a model that has just heard the theme's opening again
-        # mostly continues it as it went the first time.
-        tokens = assemble(form, head, theme=stream[:theme], variation=stream[:theme], fresh=stream[theme:fresh_end])
-        share = recurring_bar_share(decode(tokens, config), config)
-        return abs(share - recurrence) + (0.03 if theme < 4 else 0.0)
+        # A variation's continuation is not sampled yet: a model that has just heard the theme's opening
+        # again may continue it as it went the first time, or afresh; the share is taken halfway.
+        end = form.theme_bars + form.fresh_bars
+        fresh_variation = [*stream[: form.opening_bars], *stream[end : end + form.theme_bars - form.opening_bars]]
+        expected = (share(form, stream[: form.theme_bars]) + share(form, fresh_variation)) / 2
+        return abs(expected - recurrence) + (0.03 if form.theme_bars < 4 else 0.0)
 
     costs = [cost(f) for f in forms]
     best = min(costs)

@@ -36,6 +36,7 @@ class ModelConfig:
     tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
     recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
     grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
+    wide_leaps: dict[str, float] = field(default_factory=dict)  # style -> share of top-line leaps over an octave
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from train.tokens import GridPiece, TokenizerConfig
+from train.tokens import GridNote, GridPiece, TokenizerConfig
 
 BarSet = frozenset[tuple[int, int]]
 
@@ -42,3 +42,19 @@ def recurring_bar_share(piece: GridPiece, config: TokenizerConfig, *, changed: i
 def mean_recurrence(pieces: Iterable[GridPiece], config: TokenizerConfig) -> float:
     values = [recurring_bar_share(p, config) for p in pieces if p.notes]
     return sum(values) / len(values) if values else 0.0
+
+
+def top_line(piece: GridPiece) -> list[GridNote]:
+    """The highest note struck at each onset, in order: what a listener follows as the melody."""
+    tops: dict[int, GridNote] = {}
+    for n in piece.notes:
+        if n.step not in tops or n.pitch > tops[n.step].pitch:
+            tops[n.step] = n
+    return [tops[step] for step in sorted(tops)]
+
+
+def wide_leap_share(piece: GridPiece, *, semitones: int = 12) -> float:
+    """The share of the top line's steps that leap more than ``semitones``."""
+    line = [n.pitch for n in top_line(piece)]
+    steps = [abs(b - a) for a, b in zip(line, line[1:], strict=False)]
+    return sum(s > semitones for s in steps) / len(steps) if steps else 0.0

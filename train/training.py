@@ -23,7 +23,7 @@ from train.baselines import Score, model_score, prototype_score, unigram_score
 from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.pieces import PIECES_FILE, save_pieces
-from train.structure import mean_recurrence
+from train.structure import mean_recurrence, wide_leap_share
 from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
@@ -213,6 +213,7 @@ def fit(
     train_stream = stream_ids(train_pieces, vocab, tokenizer)
     val_stream = stream_ids(val_pieces, vocab, tokenizer)
     bars = sum(t == BAR for p in train_pieces for t in p.tokens)
+    by_style = {style: [decode(p.tokens, tokenizer) for p in pieces if p.style == style] for style in sorted(styles)}
     config = ModelConfig(
         vocab_size=len(vocab),
         embedding=settings.embedding,
@@ -225,11 +226,10 @@ def fit(
         headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
         grooves=style_grooves(pieces),
-        recurrence={
-            style: round(
-                mean_recurrence((decode(p.tokens, tokenizer) for p in pieces if p.style == style), tokenizer), 4
-            )
-            for style in sorted(styles)
+        recurrence={style: round(mean_recurrence(grids, tokenizer), 4) for style, grids in by_style.items()},
+        wide_leaps={
+            style: round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
+            for style, grids in by_style.items()
         },
         seed=settings.seed,
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from music21 import corpus
 
-from generate.arrange import PALETTES, arrange, played_twice, write_midi
+from generate.arrange import PALETTES, arrange, played_twice, singable, write_midi
 from generate.audio import decoded_mono, finish_track, seam
 from generate.form import (
     Form,
@@ -24,7 +24,7 @@ from generate.form import (
 )
 from generate.synth import render_wav
 from train.scores import score_tokens
-from train.structure import bar_sets, recurring_bar_share
+from train.structure import bar_sets, recurring_bar_share, top_line, wide_leap_share
 from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, key_of
 
 CONFIG = TokenizerConfig()
@@ -156,3 +156,15 @@ def test_a_loop_repeats_without_a_seam_where_a_plain_cut_has_one(tmp_path: Path)
     cut, _ = decoded_mono(tmp_path / "cut.mp3")
     bad = seam(cut, rate, bar_seconds=bar_seconds)
     assert bad.rms_ratio > 4 * max(good.rms_ratio, 0.5), (good, bad)  # the held chord stops dead at a plain cut
+
+
+def test_a_singable_top_line_leaps_an_octave_at_most_and_keeps_the_harmony() -> None:
+    line = [(0, 72), (4, 74), (8, 91), (12, 76), (16, 55), (20, 74)]  # leaps of 17, 15, 21 and 19
+    under = [GridNote(step, 48, 4) for step, _ in line]
+    piece = GridPiece(4, tuple(sorted([*(GridNote(s, p, 4) for s, p in line), *under])))
+    assert wide_leap_share(piece) == pytest.approx(4 / 5)
+    sung = singable(piece, CONFIG)
+    assert [n.pitch for n in top_line(sung)] == [72, 74, 79, 76, 67, 74]
+    assert wide_leap_share(sung) == 0.0
+    assert [n for n in sung.notes if n.pitch == 48] == under  # the notes under the melody are untouched
+    assert singable(sung, CONFIG) == sung
