@@ -24,6 +24,7 @@ from generate.audio import decoded_mono, finish_track, seam
 from generate.drums import drum_hits
 from generate.form import Bar, Form, assemble, choose_form, complete_bars, sounding_from, with_cadence
 from generate.guards import GuardSettings, check_track
+from generate.harmony import recognise, revoiced
 from generate.originality import CopyIndex
 from generate.page import write_page
 from generate.pianoroll import save_pianoroll
@@ -157,6 +158,8 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 piece = decode(tokens, tokenizer)
                 if saved.config.wide_leaps.get(draft.style, 0.0) < WIDE_LEAPS:
                     piece = singable(piece, tokenizer)
+                chords = recognise(piece, tokenizer)
+                piece = revoiced(piece, tokenizer, chords)
                 if not draft.form.loop:
                     piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
                 report = check_track(piece, index, settings.guards)
@@ -167,7 +170,8 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 manifest.append(
                     _render_track(work, len(manifest) + 1, piece, saved, draft, draft.form, rng=rng, model_id=model_id,
                                   stamp=stamp)
-                    | {"style": draft.style, "guards": report.to_dict(), "temperature": round(temperature, 3)}
+                    | {"style": draft.style, "chords": [c.name for c in chords], "guards": report.to_dict(),
+                       "temperature": round(temperature, 3)}
                 )  # fmt: skip
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")

@@ -1,0 +1,121 @@
+"""The harmony under a track's melody: chords recognised from the sampled notes, voiced again.
+
+The model writes notes, not chords: its inner voices are a little of everything. Each half bar (a
+bar of three beats is one span) is named as the triad that best explains the notes sounding in it
+(the chord tones' weight by length, minus half of the rest, with a nudge towards the chord whose
+root is in the bass and the chords of the key). Then, onset by onset, the melody (the top note) stays
+as written, the inner notes become the chord's tones voiced close under the melody (as many as the
+model wrote, so the texture of the style stays as thick or as thin as it was), and the bass plays the
+chord's root, or its fifth when the root has just sounded in the same chord, in the register where
+the model put the bass. Rhythm and texture are the model's, learned from the playlist; the harmony is
+cleaned up to chords a listener can follow.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from train.tokens import GridNote, GridPiece, TokenizerConfig, key_of
+
+QUALITIES = {"": (0, 4, 7), "m": (0, 3, 7), "dim": (0, 3, 6)}
+NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+
+
+@dataclass(frozen=True)
+class Chord:
+    start: int  # grid step
+    end: int
+    root: int  # pitch class
+    quality: str  # "", "m" or "dim"
+
+    @property
+    def tones(self) -> tuple[int, ...]:
+        return tuple((self.root + i) % 12 for i in QUALITIES[self.quality])
+
+    @property
+    def name(self) -> str:
+        return NAMES[self.root] + self.quality
+
+
+def span_steps(piece: GridPiece, config: TokenizerConfig) -> int:
+    """Chords change at most every half bar (a bar of four beats) or bar (three)."""
+    bar = piece.bar_steps(config)
+    return bar // 2 if piece.meter % 2 == 0 else bar
+
+
+def recognise(piece: GridPiece, config: TokenizerConfig) -> list[Chord]:
+    """One chord per span, for every span up to the piece's last bar (a span with no notes repeats the chord
+    before it)."""
+    span = span_steps(piece, config)
+    total = piece.bars(config) * piece.bar_steps(config)
+    key = key_of(piece)
+    scale = {(key % 12 + (3 if key >= 12 else 0) + i) % 12 for i in MAJOR_SCALE}  # a minor key: its relative major
+    chords: list[Chord] = []
+    for start in range(0, total, span):
+        end = start + span
+        weights = np.zeros(12)
+        lowest: GridNote | None = None
+        for n in piece.notes:
+            overlap = min(n.step + n.steps, end) - max(n.step, start)
+            if overlap > 0:
+                weights[n.pitch % 12] += overlap
+                if lowest is None or n.pitch < lowest.pitch:
+                    lowest = n
+        if not weights.any():
+            if chords:
+                chords.append(Chord(start, end, chords[-1].root, chords[-1].quality))
+            continue
+        best, best_score = None, -np.inf
+        for root in range(12):
+            for quality, intervals in QUALITIES.items():
+                tones = [(root + i) % 12 for i in intervals]
+                inside = weights[tones].sum()
+                score = inside - 0.5 * (weights.sum() - inside)
+                score += 0.3 * span * (lowest is not None and lowest.pitch % 12 == root)
+                score += 0.2 * span * (root in scale) - 0.2 * span * (quality == "dim")
+                if score > best_score:
+                    best, best_score = (root, quality), score
+        assert best is not None
+        chords.append(Chord(start, end, *best))
+    return chords
+
+
+def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> GridPiece:
+    """The piece with its inner voices and bass moved onto ``chords`` (melody, rhythm and lengths kept)."""
+    if not chords:
+        return piece
+    span = span_steps(piece, config)
+    by_start = {c.start: c for c in chords}
+    at: dict[int, list[GridNote]] = defaultdict(list)
+    for n in piece.notes:
+        at[n.step].append(n)
+    out: list[GridNote] = []
+    last_bass: tuple[Chord, int] | None = None  # the chord and pitch class the bass last played
+    for step in sorted(at):
+        notes = sorted(at[step], key=lambda n: -n.pitch)
+        chord = by_start.get(step - step % span)
+        if chord is None or len(notes) == 1:
+            out += notes
+            continue
+        melody, inner, bass = notes[0], notes[1:-1], notes[-1]
+        out.append(melody)
+        ceiling = melody.pitch
+        for n in inner:  # close under the melody, each tone below the last
+            pitch = max(p for p in range(ceiling - 12, ceiling) if p % 12 in chord.tones)
+            if pitch >= config.pitch_low:
+                out.append(GridNote(n.step, pitch, n.steps))
+                ceiling = pitch
+        fifth = (chord.root + QUALITIES[chord.quality][2]) % 12
+        use = fifth if last_bass is not None and last_bass == (chord, chord.root) else chord.root
+        pitch = bass.pitch - (bass.pitch - use) % 12  # at or below where the model put the bass
+        if bass.pitch - pitch > 6:
+            pitch += 12
+        while pitch >= ceiling and pitch - 12 >= config.pitch_low:
+            pitch -= 12
+        out.append(GridNote(bass.step, pitch, bass.steps))
+        last_bass = (chord, use)
+    return GridPiece(piece.meter, tuple(sorted(set(out))))

@@ -1,0 +1,67 @@
+"""Chords named from the sampled notes, and the inner voices and bass moved onto them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from music21 import corpus
+
+from generate.harmony import QUALITIES, recognise, revoiced
+from train.scores import score_tokens
+from train.tokens import GridNote, GridPiece, TokenizerConfig, decode
+
+CONFIG = TokenizerConfig()
+
+
+def _piece(spans: list[list[int]], *, meter: int = 4) -> GridPiece:
+    """Half bars of block chords (lowest first), each struck twice."""
+    half = meter * CONFIG.steps_per_beat // 2
+    notes = [
+        GridNote(i * half + k * half // 2, p, half // 2) for i, chord in enumerate(spans) for k in (0, 1) for p in chord
+    ]
+    return GridPiece(meter, tuple(sorted(notes)))
+
+
+def test_chords_are_named_from_the_notes_sounding_in_each_half_bar() -> None:
+    piece = _piece([[48, 64, 67, 72], [45, 64, 69, 72], [41, 65, 69, 72], [43, 62, 67, 71], [48, 64, 67, 72]])
+    assert [c.name for c in recognise(piece, CONFIG)] == ["C", "Am", "F", "G", "C", "C"]  # an empty span holds on
+    passing = _piece([[48, 64, 66, 67, 72]])  # a chromatic passing tone does not change the chord
+    assert [c.name for c in recognise(passing, CONFIG)][0] == "C"
+
+
+def test_inner_voices_close_under_the_melody_and_the_bass_on_roots_and_fifths() -> None:
+    stray = _piece([[48, 61, 66, 76], [45, 63, 70, 76]])  # C and Am spans with inner voices off the chord
+    chords = recognise(_piece([[48, 64, 67, 76], [45, 64, 69, 76]]), CONFIG)
+    fixed = revoiced(stray, CONFIG, chords)
+    by_onset: dict[int, list[int]] = {}
+    for n in fixed.notes:
+        by_onset.setdefault(n.step, []).append(n.pitch)
+    assert sorted(by_onset) == sorted({n.step for n in stray.notes})  # the same rhythm
+    for step, pitches in by_onset.items():
+        chord = chords[step // 8]
+        top, *inner, bass = sorted(pitches, reverse=True)
+        assert top == 76 and len(inner) == 2  # melody kept, as many inner voices as were written
+        assert all(p % 12 in chord.tones for p in inner) and top - min(inner) <= 12  # close under the melody
+        assert bass % 12 in (chord.root, (chord.root + QUALITIES[chord.quality][2]) % 12)
+    basses = [min(by_onset[s]) % 12 for s in sorted(by_onset)]
+    assert basses == [0, 7, 9, 4]  # root, then the fifth while the chord lasts
+
+
+def test_a_chorale_keeps_its_melody_rhythm_and_texture_and_its_chords_explain_it() -> None:
+    piece = decode(score_tokens(corpus.parse("bach/bwv10.7"), CONFIG)[0], CONFIG)
+    chords = recognise(piece, CONFIG)
+    assert len(chords) == piece.bars(CONFIG) * 2
+    inside = sum(n.steps for n in piece.notes if n.pitch % 12 in chords[n.step // 8].tones)
+    assert inside / sum(n.steps for n in piece.notes) > 0.75  # Bach's notes are mostly chord tones
+    fixed = revoiced(piece, CONFIG, chords)
+
+    def tops(p: GridPiece) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for n in p.notes:
+            out[n.step] = max(out.get(n.step, 0), n.pitch)
+        return out
+
+    assert tops(fixed) == tops(piece)
+    assert Counter(n.step for n in fixed.notes) == Counter(n.step for n in piece.notes) or len(
+        fixed.notes
+    ) >= 0.95 * len(piece.notes)
