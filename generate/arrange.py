@@ -22,14 +22,46 @@ class Palette:
     melody: int  # General MIDI program numbers (0-based)
     chords: int
     bass: int
+    bright: bool  # its character, matched against a style's measured sound
+    sustained: bool
 
 
-PALETTES = (
-    Palette("piano trio", melody=0, chords=4, bass=32),
-    Palette("strings", melody=40, chords=48, bass=42),
-    Palette("acoustic band", melody=73, chords=24, bass=33),
-    Palette("warm keys", melody=11, chords=89, bass=35),
+PALETTES = (  # the first four in the order earlier batches drew them
+    Palette("piano trio", melody=0, chords=4, bass=32, bright=False, sustained=False),
+    Palette("strings", melody=40, chords=48, bass=42, bright=True, sustained=True),
+    Palette("acoustic band", melody=73, chords=24, bass=33, bright=True, sustained=False),
+    Palette("warm keys", melody=11, chords=89, bass=35, bright=False, sustained=True),
+    Palette("harp and guitar", melody=46, chords=24, bass=32, bright=True, sustained=False),
+    Palette("church organ", melody=19, chords=19, bass=19, bright=False, sustained=True),
+    Palette("chamber winds", melody=68, chords=48, bass=70, bright=True, sustained=True),
+    Palette("felt piano", melody=0, chords=0, bass=0, bright=False, sustained=False),
 )
+BRIGHT_CENTROID = 1800.0  # Hz: a style whose sources' median spectral centroid is above this sounds bright
+STRUCK_SHARE = 0.15  # a style whose sources put more of their top band in attacks sounds struck or plucked
+
+
+@dataclass(frozen=True)
+class StyleSound:
+    """A style's sound as its sources measured: median spectral centroid and percussive share above 5 kHz."""
+
+    centroid: float
+    percussive_share: float
+
+    @property
+    def bright(self) -> bool:
+        return self.centroid >= BRIGHT_CENTROID
+
+    @property
+    def sustained(self) -> bool:
+        return self.percussive_share < STRUCK_SHARE
+
+
+def palettes_for(sound: StyleSound | None) -> list[Palette]:
+    """The palettes whose character matches the style's sound (bright or dark, sustained or struck); every
+    palette when the sound was not measured."""
+    if sound is None:
+        return list(PALETTES)
+    return [p for p in PALETTES if p.bright == sound.bright and p.sustained == sound.sustained]
 
 
 @dataclass(frozen=True)

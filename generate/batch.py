@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
 from db.queries import current_model
-from generate.arrange import PALETTES, arrange, drums_twice, played_twice, singable, write_midi
+from generate.arrange import StyleSound, arrange, drums_twice, palettes_for, played_twice, singable, write_midi
 from generate.audio import decoded_mono, finish_track, seam
 from generate.drums import drum_hits
 from generate.form import Bar, Form, assemble, choose_form, complete_bars, sounding_from, with_cadence
@@ -399,7 +399,8 @@ def _render_track(
 ) -> dict[str, Any]:
     """Arrange, render and encode one track, exactly its form's bars long (and a short fade, or a loop's seam)."""
     config, bpm = saved.tokenizer, draft.bpm
-    palette = rng.choice(PALETTES)
+    sound = saved.config.sounds.get(draft.style)
+    palette = rng.choice(palettes_for(StyleSound(**sound) if sound else None))
     groove = saved.config.grooves.get(draft.style)
     bar_steps = piece.bar_steps(config)
     hits = drum_hits(groove, form, bar_steps=bar_steps, steps_per_beat=config.steps_per_beat) if groove else []

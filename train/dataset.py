@@ -23,6 +23,7 @@ class Piece:
     tempo: float
     style: str = DEFAULT_STYLE
     groove: dict[str, Any] | None = None  # transcribe.groove.Groove, measured on the source's audio
+    centroid: float | None = None  # the source's mean spectral centroid (Hz)
 
 
 def _side(source_id: int, seed: int) -> float:

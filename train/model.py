@@ -37,6 +37,7 @@ class ModelConfig:
     recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
     grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
     wide_leaps: dict[str, float] = field(default_factory=dict)  # style -> share of top-line leaps over an octave
+    sounds: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> centroid and percussive share
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

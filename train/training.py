@@ -108,6 +108,7 @@ class AcceptedPiece:
     grid: dict[str, Any] | None
     style: str
     groove: dict[str, Any] | None = None
+    centroid: float | None = None
 
 
 def piece_tokens(midi_path: Path, grid: BeatGrid | None, tokenizer: TokenizerConfig) -> list[str]:
@@ -138,7 +139,7 @@ def accepted_pieces(session: Session, licence: str | None = None) -> list[Accept
     return [
         AcceptedPiece(
             sid, path, (grid or {}).get("tempo") or tempo or 120.0, grid, styles.get(sid, DEFAULT_STYLE),
-            (features or {}).get("groove"),
+            (features or {}).get("groove"), ((features or {}).get("audio") or {}).get("means", {}).get("centroid"),
         )
         for sid, path, tempo, grid, features in session.execute(query)
     ]  # fmt: skip
@@ -161,7 +162,14 @@ def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tu
             skipped["midi_unreadable"] += 1
             continue
         pieces.append(
-            Piece(source_id=row.source_id, tokens=tokens, tempo=row.tempo, style=row.style, groove=row.groove)
+            Piece(
+                source_id=row.source_id,
+                tokens=tokens,
+                tempo=row.tempo,
+                style=row.style,
+                groove=row.groove,
+                centroid=row.centroid,
+            )
         )
     return pieces, skipped
 
@@ -174,6 +182,21 @@ def style_grooves(pieces: Sequence[Piece]) -> dict[str, dict[str, Any]]:
             by_style.setdefault(piece.style, []).append(Groove.from_dict(piece.groove))
     grooves = {style: style_groove(found) for style, found in sorted(by_style.items())}
     return {style: groove.to_dict() for style, groove in grooves.items() if groove is not None}
+
+
+def style_sounds(pieces: Sequence[Piece]) -> dict[str, dict[str, float]]:
+    """Each style's median spectral centroid and percussive share, over its sources that measured both."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for piece in pieces:
+        if piece.groove and piece.centroid is not None:
+            found.setdefault(piece.style, []).append((piece.centroid, piece.groove["percussive_share"]))
+    return {
+        style: {
+            "centroid": float(np.median([c for c, _ in v])),
+            "percussive_share": float(np.median([s for _, s in v])),
+        }
+        for style, v in sorted(found.items())
+    }
 
 
 def note_ids(vocab: Vocabulary) -> np.ndarray:
@@ -226,6 +249,7 @@ def fit(
         headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
         grooves=style_grooves(pieces),
+        sounds=style_sounds(pieces),
         recurrence={style: round(mean_recurrence(grids, tokenizer), 4) for style, grids in by_style.items()},
         wide_leaps={
             style: round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)

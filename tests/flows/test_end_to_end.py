@@ -76,9 +76,21 @@ def test_submit_train_generate_pull(
         "avg_ioi",
         "note_length",
     } <= set(manifest["quality"])
+    from db.models import ModelVersion
+    from generate.arrange import StyleSound, palettes_for
+
+    with catalogue().sessions() as session:
+        config = session.get_one(ModelVersion, trained["model_id"]).config["model"]
+    sound = StyleSound(**config["sounds"]["end-to-end"])  # piano chorales: dark and struck
+    assert (sound.bright, sound.sustained) == (False, False) and 0 < config["recurrence"]["end-to-end"] < 1
+    assert config["grooves"] == {}  # piano only: no drums
     for track in manifest["tracks"]:
         bar = 60.0 * track["meter"] / track["tempo"]
-        assert abs(track["duration"] - 30.0) < bar + 2.0 and track["style"] == "end-to-end"  # to the bar
+        assert abs(track["duration"] - 30.0) <= bar and track["style"] == "end-to-end"  # to the bar
+        assert track["form"]["sections"][0]["label"] == "A" and track["bars"] == track["form"]["sections"][-1][
+            "start"] + track["form"]["sections"][-1]["bars"]  # fmt: skip
+        assert not track["drums"] and track["instruments"]["name"] in {p.name for p in palettes_for(sound)}
+        assert len(track["chords"]) >= track["bars"]
         assert track["guards"]["longest_copy"] < 12
         assert (folder / track["mp3"]).stat().st_size > 100_000 and (folder / track["pianoroll"]).is_file()
 

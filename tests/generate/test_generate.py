@@ -71,3 +71,15 @@ def test_a_track_renders_to_a_tagged_44k_192k_mp3_of_its_bars(tmp_path: Path) ->
     assert info["streams"][0]["sample_rate"] == "44100"
     assert int(info["streams"][0]["bit_rate"]) == 192000
     assert info["format"]["tags"]["artist"] == "tunesmith"
+
+
+def test_every_sound_a_style_can_have_gets_palettes_of_its_character() -> None:
+    from generate.arrange import PALETTES, StyleSound, palettes_for
+
+    assert palettes_for(None) == list(PALETTES)
+    for centroid in (1200.0, 2400.0):
+        for share in (0.05, 0.5):
+            sound = StyleSound(centroid=centroid, percussive_share=share)
+            chosen = palettes_for(sound)
+            assert len(chosen) >= 2, sound
+            assert all(p.bright == (centroid > 1800) and p.sustained == (share < 0.15) for p in chosen)
