@@ -37,9 +37,9 @@ import pretty_midi  # noqa: E402
 from sample.corpus import RenderedPiece, render_pieces  # noqa: E402
 from transcribe.analysis import FilterSettings  # noqa: E402
 from transcribe.basic_pitch import Transcriber, TranscriptionSettings, notes_from_posteriors  # noqa: E402
-from transcribe.catalogue import PieceJob  # noqa: E402
 from transcribe.notes import NoteEvent  # noqa: E402
 from transcribe.parallel import default_workers, run_pieces  # noqa: E402
+from transcribe.piece import PieceJob  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "transcription"
 BASIC_PITCH_DEFAULTS = TranscriptionSettings(onset_threshold=0.5, frame_threshold=0.3, minimum_note_length_ms=127.7)

@@ -1,7 +1,7 @@
 """Transcription's rows: one MIDI file and analysis per downloaded source, and its verdict.
 
-The work on one piece (:func:`process_piece`) touches no database, so it can run in any worker
-process; :func:`record_piece` writes its outcome in the parent. Nothing is recorded until the
+The work on one piece (``transcribe.piece.process_piece``) touches no database, so it can run in any
+worker process; :func:`record_piece` writes its outcome in the parent. Nothing is recorded until the
 MIDI file is complete, so a killed run simply redoes the pieces it had not recorded.
 """
 
@@ -17,37 +17,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.claims import claim, release
 from db.models import Source, SourceState, Transcription
-from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
+from transcribe.analysis import FilterSettings
 from transcribe.basic_pitch import (
-    Transcriber,
     TranscriptionError,
     TranscriptionSettings,
     audio_onset_envelope,
     read_midi,
-    write_midi,
 )
 from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope, grid_from_notes
-
-
-@dataclass(frozen=True)
-class PieceJob:
-    source_id: int
-    audio_path: Path
-    midi_path: Path
-
-
-@dataclass(frozen=True)
-class PieceResult:
-    """What one piece came to: a MIDI file and its analysis and verdict, or the reason it failed."""
-
-    source_id: int
-    midi_path: Path | None = None
-    analysis: PieceAnalysis | None = None
-    grid: BeatGrid | None = None
-    accepted: bool = False
-    reason: str | None = None
-    detail: str | None = None
-    seconds: float = 0.0  # audio seconds transcribed
+from transcribe.parallel import run_pieces
+from transcribe.piece import PieceJob, PieceResult
 
 
 @dataclass(frozen=True)
@@ -91,29 +70,6 @@ def piece_jobs(session: Session, source_ids: Sequence[int], midi_dir: Path) -> l
         PieceJob(source.id, Path(source.audio_path or ""), midi_dir / f"{source.id}.mid")
         for source in sorted(rows, key=lambda s: s.id)
     ]
-
-
-def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: FilterSettings) -> PieceResult:
-    """Transcribe, write the MIDI (atomically), analyse and judge one piece. No database access."""
-    try:
-        if not job.audio_path.is_file():
-            raise TranscriptionError(f"audio file missing: {job.audio_path}", reason="audio_missing")
-        transcript = transcriber.transcribe(job.audio_path)
-    except TranscriptionError as error:
-        return PieceResult(job.source_id, reason=error.reason, detail=str(error))
-    midi_path = write_midi(transcript.notes, transcript.tempo, job.midi_path)
-    analysis = analyse(transcript.notes, transcript.tempo, transcript.duration, transcript.features, transcript.groove)
-    verdict = judge(analysis, filter_settings)
-    return PieceResult(
-        job.source_id,
-        midi_path=midi_path,
-        analysis=analysis,
-        grid=transcript.grid,
-        accepted=verdict.accepted,
-        reason=verdict.reason,
-        detail=verdict.detail,
-        seconds=transcript.duration,
-    )
 
 
 def record_piece(
@@ -163,8 +119,6 @@ def transcribe_sources(
     Each piece is claimed first (``db.claims``): one another live run is transcribing is left to
     it. ``progress(done, total, outcome)`` is called after each piece is recorded.
     """
-    from transcribe.parallel import run_pieces
-
     settings = settings or TranscriptionSettings()
     filter_settings = filter_settings or FilterSettings()
     with sessions() as session:

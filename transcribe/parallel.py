@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from transcribe.analysis import FilterSettings
 from transcribe.basic_pitch import Transcriber, TranscriptionSettings
-from transcribe.catalogue import PieceJob, PieceResult, process_piece
+from transcribe.piece import PieceJob, PieceResult, process_piece
 
 _worker: tuple[Transcriber, FilterSettings] | None = None
 

@@ -1,0 +1,56 @@
+"""The shape of the house: data flows one way, no module imports itself back, Prefect stays in flows/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("db", "ingest", "transcribe", "train", "generate", "flows", "sample")
+STAGES = ("ingest", "transcribe", "train", "generate")  # in the order data flows through them
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each of our modules -> our modules it imports, anywhere in it (inside functions too)."""
+    graph: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).glob("*.py")):
+            name = f"{package}.{path.stem}"
+            found: set[str] = set()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                modules = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    modules = [node.module]
+                elif isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                found |= {m for m in modules if m.split(".")[0] in PACKAGES or m.split(".")[0] == "prefect"}
+            graph[name] = found
+    return graph
+
+
+def test_no_module_imports_itself_back() -> None:
+    graph = _imports()
+    for start in graph:
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in graph.get(stack.pop(), ()):
+                assert nxt != start, f"{start} imports itself back"
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+
+
+def test_stages_read_earlier_stages_only_and_never_prefect_or_an_orchestrator() -> None:
+    for module, imported in _imports().items():
+        package = module.split(".")[0]
+        if package not in STAGES:
+            continue
+        for target in imported:
+            top = target.split(".")[0]
+            assert top != "prefect" and top != "flows", f"{module} imports {target}"
+            if top in STAGES:
+                assert STAGES.index(top) <= STAGES.index(package), f"{module} reaches forward into {target}"
+            if top != package:
+                assert target not in {"train.training", "transcribe.catalogue", "ingest.catalogue"}, (
+                    f"{module} imports another stage's orchestrator {target}"
+                )
