@@ -22,7 +22,16 @@ from db.queries import current_model
 from generate.arrange import StyleSound, arrange, drums_twice, palettes_for, played_twice, singable, write_midi
 from generate.audio import decoded_mono, finish_track, seam
 from generate.drums import drum_hits
-from generate.form import Bar, Form, assemble, choose_form, complete_bars, sounding_from, with_cadence
+from generate.form import (
+    Bar,
+    Form,
+    assemble,
+    choose_form,
+    complete_bars,
+    held_into_loop,
+    sounding_from,
+    with_cadence,
+)
 from generate.guards import GuardSettings, check_track
 from generate.harmony import recognise, revoiced
 from generate.originality import CopyIndex
@@ -63,6 +72,12 @@ class GenerateSettings:
     prompt_midi: str | None = None  # a MIDI file whose tokens start every track (the tracks continue it)
     loop: bool = False  # tracks whose last bar leads back into the first, cut to repeat without a seam
     guards: GuardSettings = field(default_factory=GuardSettings)
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.max_rounds < 1:
+            raise ValueError("a batch needs at least one track and one sampling round")
+        if not 0 < self.minutes <= 60 or self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError("minutes must lie in (0, 60], temperature above 0 and top_p in (0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,7 +175,9 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                     piece = singable(piece, tokenizer)
                 chords = recognise(piece, tokenizer)
                 piece = revoiced(piece, tokenizer, chords)
-                if not draft.form.loop:
+                if draft.form.loop:
+                    piece = held_into_loop(piece, tokenizer, bars=draft.form.total_bars)
+                else:
                     piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
                 report = check_track(piece, index, settings.guards)
                 if report.reason:

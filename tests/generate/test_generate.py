@@ -83,3 +83,14 @@ def test_every_sound_a_style_can_have_gets_palettes_of_its_character() -> None:
             chosen = palettes_for(sound)
             assert len(chosen) >= 2, sound
             assert all(p.bright == (centroid > 1800) and p.sustained == (share < 0.15) for p in chosen)
+
+
+def test_batch_settings_refuse_what_cannot_make_a_batch() -> None:
+    import pytest
+
+    from generate.batch import GenerateSettings
+
+    for wrong in ({"count": 0}, {"minutes": 0}, {"temperature": 0}, {"top_p": 1.5}, {"max_rounds": 0}):
+        with pytest.raises(ValueError):
+            GenerateSettings(**wrong)  # type: ignore[arg-type]
+    assert GenerateSettings(minutes=2, loop=True).loop
