@@ -51,6 +51,7 @@ def submit(
     timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait on a silent connection")] = 20.0,
     workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
     style: Annotated[str | None, typer.Option(help="style name for these playlists (default: from the title)")] = None,
+    downloads: Annotated[int, typer.Option(min=1, max=16, help="entries downloaded at once")] = 3,
 ) -> None:
     """Ingest and transcribe the playlists or videos now.
 
@@ -73,6 +74,7 @@ def submit(
             backoff=backoff,
             sleep_between_requests=sleep,
             socket_timeout=timeout,
+            parallel_downloads=downloads,
         )
         if style is not None and not re.match(STYLE_PATTERN, style):
             _fail(f"--style takes lower-case letters, digits and dashes (at most 40), not {style!r}", code=2)

@@ -6,6 +6,7 @@ import json
 import os
 from collections import Counter
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,7 @@ from prefect.artifacts import (  # noqa: E402
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.futures import as_completed  # noqa: E402
 from pydantic import BaseModel, Field, field_validator  # noqa: E402
 
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
@@ -170,7 +172,8 @@ def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
 
 @flow(name="ingest", log_prints=True)
 def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 0) -> dict[str, Any]:
-    """Expand each playlist, download every entry not catalogued before, then (``transcribe``) transcribe them.
+    """Expand each playlist, download every entry not catalogued before (``settings.parallel_downloads`` at
+    once), then (``transcribe``) transcribe them.
 
     A progress artifact follows the downloads; ``workers=0`` transcribes with one process per core.
     """
@@ -183,9 +186,15 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
         "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)"
     )
     results = []
-    for done, source_id in enumerate(pending, start=1):
-        results.append(download(source_id, request.settings))
-        progress.update(done, len(pending))
+    queue = iter(pending)  # a few downloads at once: each finished one makes room for the next
+    running = [download.submit(sid, request.settings) for sid in islice(queue, request.settings.parallel_downloads)]
+    while running:
+        finished = next(as_completed(running))
+        running.remove(finished)
+        results.append(finished.result())
+        progress.update(len(results), len(pending))
+        if (source_id := next(queue, None)) is not None:
+            running.append(download.submit(source_id, request.settings))
     summary = {"playlists": playlists, **_tally(results, "downloaded")}
     logger.info("ingest: %s", summary)
     return {"ingest": summary, "transcribe": transcribe_flow(workers) if transcribe else None}

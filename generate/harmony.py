@@ -4,11 +4,12 @@ The model writes notes, not chords: its inner voices are a little of everything.
 bar of three beats is one span) is named as the triad that best explains the notes sounding in it
 (the chord tones' weight by length, minus half of the rest, with a nudge towards the chord whose
 root is in the bass and the chords of the key). Then, onset by onset, the melody (the top note) stays
-as written, the inner notes become the chord's tones voiced close under the melody (as many as the
-model wrote, so the texture of the style stays as thick or as thin as it was), and the bass plays the
-chord's root, or its fifth when the root has just sounded in the same chord, in the register where
-the model put the bass. Rhythm and texture are the model's, learned from the playlist; the harmony is
-cleaned up to chords a listener can follow.
+as written, the bass plays the chord's root (or its fifth when the root has just sounded in the same
+chord) nearest to where the model put it, and each inner note moves to the nearest tone of the chord
+between the bass and the voice above it: as many voices as the model wrote, in its registers, so the
+texture of the style stays as thick or as thin as it was and only the harmony changes. Rhythm and
+texture are the model's, learned from the playlist; the harmony is cleaned up to chords a listener can
+follow.
 """
 
 from __future__ import annotations
@@ -102,20 +103,25 @@ def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> 
             out += notes
             continue
         melody, inner, bass = notes[0], notes[1:-1], notes[-1]
-        out.append(melody)
-        ceiling = melody.pitch
-        for n in inner:  # close under the melody, each tone below the last
-            pitch = max(p for p in range(ceiling - 12, ceiling) if p % 12 in chord.tones)
-            if pitch >= config.pitch_low:
-                out.append(GridNote(n.step, pitch, n.steps))
-                ceiling = pitch
         fifth = (chord.root + QUALITIES[chord.quality][2]) % 12
         use = fifth if last_bass is not None and last_bass == (chord, chord.root) else chord.root
-        pitch = bass.pitch - (bass.pitch - use) % 12  # at or below where the model put the bass
-        if bass.pitch - pitch > 6:
-            pitch += 12
-        while pitch >= ceiling and pitch - 12 >= config.pitch_low:
-            pitch -= 12
-        out.append(GridNote(bass.step, pitch, bass.steps))
+        low = _nearest(use, bass.pitch, below=melody.pitch)
+        out += [melody, GridNote(bass.step, low, bass.steps)]
+        ceiling = melody.pitch
+        for n in inner:  # each inner note to the nearest chord tone, between the bass and the voice above it
+            choices = [p for p in range(low + 1, ceiling) if p % 12 in chord.tones]
+            pitch = min(choices, key=lambda p: (abs(p - n.pitch), p)) if choices else n.pitch
+            if pitch < ceiling:
+                out.append(GridNote(n.step, pitch, n.steps))
+                ceiling = pitch
         last_bass = (chord, use)
     return GridPiece(piece.meter, tuple(sorted(set(out))))
+
+
+def _nearest(pitch_class: int, pitch: int, *, below: int) -> int:
+    """The pitch of ``pitch_class`` nearest to ``pitch`` (the lower on a tie), and under ``below``."""
+    lower = pitch - (pitch - pitch_class) % 12
+    best = lower if pitch - lower <= lower + 12 - pitch else lower + 12
+    while best >= below:
+        best -= 12
+    return best

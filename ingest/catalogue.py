@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.claims import claim, release
 from db.models import Playlist, PlaylistEntry, Source, SourceState, utcnow
 from ingest.errors import IngestError
+from ingest.pacing import PACER
 from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio, list_playlist
 
 
@@ -154,6 +157,7 @@ def download_source(
     info: dict[str, object] = {}
     if path is None:
         try:
+            PACER.wait(url, settings.sleep_between_requests)
             download = download_audio(url, audio_dir / str(source_id), settings, expected_duration=listed_duration)
         except IngestError as error:
             detail = str(error) if error.attempts == 1 else f"{error} (gave up after {error.attempts} attempts)"
@@ -204,10 +208,25 @@ class IngestSummary:
     errors: list[str] = field(default_factory=list)
 
 
+def download_sources(
+    sessions: sessionmaker[Session], source_ids: Sequence[int], audio_dir: Path, settings: IngestSettings
+) -> Iterator[DownloadOutcome]:
+    """Download the sources ``settings.parallel_downloads`` at a time (threads: the work is waiting on the
+    network), yielding each outcome as it is recorded."""
+    if settings.parallel_downloads <= 1:
+        for source_id in source_ids:
+            yield download_source(sessions, source_id, audio_dir, settings)
+        return
+    with ThreadPoolExecutor(max_workers=settings.parallel_downloads, thread_name_prefix="download") as pool:
+        futures = [pool.submit(download_source, sessions, sid, audio_dir, settings) for sid in source_ids]
+        for future in as_completed(futures):
+            yield future.result()
+
+
 def ingest_urls(
     sessions: sessionmaker[Session], urls: list[str], audio_dir: Path, settings: IngestSettings
 ) -> IngestSummary:
-    """Expand every URL, then download every pending source, one after another (the flows' steps, unwired).
+    """Expand every URL, then download every pending source, a few at once (the flows' steps, unwired).
 
     A URL that cannot be expanded is reported in ``errors`` and the others go on.
     """
@@ -222,8 +241,7 @@ def ingest_urls(
         summary.playlists += 1
     with sessions() as session:
         pending = pending_source_ids(session)
-    for source_id in pending:
-        outcome = download_source(sessions, source_id, audio_dir, settings)
+    for outcome in download_sources(sessions, pending, audio_dir, settings):
         summary.downloaded += outcome.downloaded
         if outcome.state is SourceState.REJECTED and outcome.reason:
             summary.rejected[outcome.reason] = summary.rejected.get(outcome.reason, 0) + 1

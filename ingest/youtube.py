@@ -73,6 +73,8 @@ class IngestSettings(BaseModel):
     backoff: float = Field(2.0, ge=0, description="seconds before the first retry; doubles each time")
     backoff_max: float = Field(60.0, ge=0, description="longest wait between retries (seconds)")
     sleep_between_requests: float = Field(1.0, ge=0, description="polite pause before each request (seconds)")
+    parallel_downloads: int = Field(3, ge=1, le=16, description="entries downloaded at once (starts to one host "
+                                    "still spaced by the polite pause)")  # fmt: skip
     audio_format: str = Field("bestaudio/best", description="yt-dlp format selector")
 
     @model_validator(mode="after")

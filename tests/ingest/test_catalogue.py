@@ -9,7 +9,7 @@ from db.catalogue import Catalogue
 from db.models import PlaylistEntry, Source, SourceState
 from ingest.catalogue import download_source, pending_source_ids, record_listing
 from ingest.youtube import list_playlist
-from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
 
 pytestmark = [pytest.mark.network, pytest.mark.both_databases]
 SETTINGS = LOOPBACK_INGEST
@@ -81,3 +81,57 @@ def test_a_download_finished_by_a_killed_run_is_adopted_not_fetched_again(
     outcome = download_source(catalogue.sessions, source_id, catalogue.home.audio_dir, SETTINGS)
     assert (outcome.state, outcome.downloaded) == (SourceState.DOWNLOADED, False)
     assert server.requests[before:] == []
+
+
+def test_a_few_downloads_run_at_once_each_fetched_once(
+    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+) -> None:
+    import time
+
+    from ingest.catalogue import ingest_urls
+
+    items = feed_items[:4]
+    for item in items:  # every request for the media waits 1 s at the server
+        server.fail(item.filename, Fault(delay=1.0))
+    settings = SETTINGS.model_copy(update={"parallel_downloads": 3})
+    try:
+        started = time.perf_counter()
+        solo = ingest_urls(catalogue.sessions, [server.write_feed("solo.xml", "Solo", items[:1])],
+                           catalogue.home.audio_dir, settings)  # fmt: skip
+        one = time.perf_counter() - started
+        before = len(server.requests)
+        started = time.perf_counter()
+        summary = ingest_urls(catalogue.sessions, [server.write_feed("three.xml", "Three", items[1:])],
+                              catalogue.home.audio_dir, settings)  # fmt: skip
+        three = time.perf_counter() - started
+    finally:
+        for item in items:
+            server.faults.pop(f"/{item.filename}", None)
+    assert solo.downloaded == 1 and summary.downloaded == 3
+    assert three < 2 * one, (one, three)  # one after another, three would take three times as long
+    fetched = [r for r in server.requests[before:] if r.endswith(".mp3") and not r.startswith("HEAD")]
+    assert sorted(set(fetched)) == sorted(f"/{i.filename}" for i in items[1:])
+    assert len(fetched) <= 2 * 3  # the extractor's read and the download's, once per entry
+
+
+def test_download_starts_to_one_host_are_spaced_by_the_polite_pause() -> None:
+    import threading
+    import time
+
+    from ingest.pacing import HostPacer
+
+    pacer, starts = HostPacer(), []
+
+    def start(url: str) -> None:
+        pacer.wait(url, 0.3)
+        starts.append((url, time.monotonic()))
+
+    threads = [threading.Thread(target=start, args=(f"http://{host}/a.mp3",)) for host in ("a", "a", "a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    same = sorted(t for u, t in starts if u.startswith("http://a/"))
+    assert all(b - a >= 0.29 for a, b in zip(same, same[1:], strict=False))
+    other = next(t for u, t in starts if u.startswith("http://b/"))
+    assert other - same[0] < 0.2  # another host does not wait for this one
