@@ -7,7 +7,8 @@ audio, listed as three hours long, far too long once downloaded, too short, the 
 another entry, forbidden (403), a server that always fails (500) and one that always rate-limits
 (429). Prints:
 
-- the unbroken run: time, entries downloaded, the ten reasons recorded;
+- the unbroken run: time, entries downloaded, the ten reasons recorded; the same run one download at a
+  time (the default downloads three at once);
 - a re-run of the same playlist: audio requests made (must be 0);
 - a run killed (SIGKILL) halfway through the downloads and restarted: whether its catalogue
   and audio files end the same as the unbroken run's.
@@ -195,6 +196,18 @@ def main() -> None:
 
             for fault in ("/good05.mp3", "/good06.mp3"):
                 server.faults[fault].served = 0  # the next run meets the same transient failures
+            alone = Home.at(Path(tmp) / "one-at-a-time").ensure()
+            started = time.perf_counter()
+            serial = LOOPBACK_INGEST.model_copy(update={"parallel_downloads": 1})
+            ingest_urls(open_catalogue(alone).sessions, [url], alone.audio_dir, serial)
+            one_at_a_time = time.perf_counter() - started
+            print(
+                f"  the same run one download at a time: {one_at_a_time:.1f} s "
+                f"({LOOPBACK_INGEST.parallel_downloads} at once: {one_at_a_time / seconds:.1f}x faster); "
+                f"same catalogue: {snapshot(alone)['sources'] == rows}"
+            )
+            for fault in ("/good05.mp3", "/good06.mp3"):
+                server.faults[fault].served = 0
             before = len(server.requests)
             ingest_urls(catalogue.sessions, [url], home.audio_dir, LOOPBACK_INGEST)
             print(
@@ -208,7 +221,9 @@ def main() -> None:
             half_rows = half["sources"]
             assert isinstance(half_rows, dict)
             pending = sum(1 for state, *_ in half_rows.values() if state == "pending")
-            leftovers = [name for name in half["files"] if name.startswith(".")]  # type: ignore[union-attr]
+            files = half["files"]
+            assert isinstance(files, list)
+            leftovers = [name for name in files if name.startswith(".")]
             print(
                 f"killed run: SIGKILL after {done} downloads; {pending} entries still pending, "
                 f"{len(leftovers)} half-done download folder(s) left for the restart to clear"
