@@ -28,7 +28,6 @@ from generate.form import (
     assemble,
     choose_form,
     complete_bars,
-    held_into_loop,
     sounding_from,
     with_cadence,
 )
@@ -175,9 +174,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                     piece = singable(piece, tokenizer)
                 chords = recognise(piece, tokenizer)
                 piece = revoiced(piece, tokenizer, chords)
-                if draft.form.loop:
-                    piece = held_into_loop(piece, tokenizer, bars=draft.form.total_bars)
-                else:
+                if not draft.form.loop:
                     piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
                 report = check_track(piece, index, settings.guards)
                 if report.reason:

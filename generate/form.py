@@ -223,17 +223,3 @@ def _below(pitch_class: int, pitch: int) -> int:
     """The highest pitch of ``pitch_class`` strictly below ``pitch``."""
     candidate = pitch - (pitch - pitch_class) % 12
     return candidate if candidate < pitch else candidate - 12
-
-
-def held_into_loop(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> GridPiece:
-    """A loop's ending: the notes struck at the last onset of its last bar held to the bar's end, so the
-    music is still sounding when the loop comes round to its first downbeat (no rest before the seam)."""
-    end = bars * piece.bar_steps(config)
-    last_bar = end - piece.bar_steps(config)
-    inside = [n for n in piece.notes if n.step < end]
-    onsets = [n.step for n in inside if n.step >= last_bar]
-    if not onsets:
-        return GridPiece(piece.meter, tuple(inside))
-    last = max(onsets)
-    held = [GridNote(n.step, n.pitch, end - n.step) if n.step == last else n for n in inside]
-    return GridPiece(piece.meter, tuple(sorted(held)))

@@ -19,7 +19,6 @@ from generate.form import (
     candidate_forms,
     choose_form,
     complete_bars,
-    held_into_loop,
     sounding_from,
     with_cadence,
 )
@@ -169,10 +168,3 @@ def test_a_singable_top_line_leaps_an_octave_at_most_and_keeps_the_harmony() -> 
     assert wide_leap_share(sung) == 0.0
     assert [n for n in sung.notes if n.pitch == 48] == under  # the notes under the melody are untouched
     assert singable(sung, CONFIG) == sung
-
-
-def test_a_loop_still_sounds_when_it_comes_round() -> None:
-    piece = GridPiece(4, (GridNote(0, 60, 4), GridNote(20, 64, 2), GridNote(20, 55, 2), GridNote(40, 67, 4)))
-    held = held_into_loop(piece, CONFIG, bars=2)
-    assert GridNote(20, 64, 12) in held.notes and GridNote(20, 55, 12) in held.notes  # held to the bar's end
-    assert GridNote(0, 60, 4) in held.notes and all(n.step < 32 for n in held.notes)  # cut to its bars
