@@ -2,7 +2,7 @@
 
 LAME writes the encoder's delay and padding into the MP3's gapless header and ffmpeg's decoder
 honours it, so a decoded track has exactly the samples that were encoded: a loop cut sample-exactly
-repeats without a gap (``seam_ratio`` checks that on the decoded audio).
+repeats without a gap (``seam`` checks that on the decoded audio).
 """
 
 from __future__ import annotations

@@ -267,12 +267,10 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
     return [int(i) for i in saved.vocab.encode([*tokens[: bars[0]], *tokens[first:]])]
 
 
-def _header(saved: SavedModel, style: str, prompted: bool, rng: random.Random) -> list[int]:
-    """A meter and key from one of the style's own pieces (none with a prompt, which brings its own)."""
+def _header(saved: SavedModel, style: str, rng: random.Random) -> list[str]:
+    """A meter and key from one of the style's own pieces (none if the model recorded none)."""
     choices = saved.config.headers.get(style) or []
-    if prompted or not choices:
-        return []
-    return [int(i) for i in saved.vocab.encode(rng.choice(choices))]
+    return list(rng.choice(choices)) if choices else []
 
 
 @dataclass
@@ -291,11 +289,13 @@ class Draft:
 
     @property
     def bar_seconds(self) -> float:
-        return 60.0 / self.bpm * _meter(self.head)
+        return _bar_seconds(self.bpm, self.head)
 
 
-def _meter(head: list[str]) -> int:
-    return next((int(t.partition("_")[2]) for t in head if t.startswith("Meter_")), 4)
+def _bar_seconds(bpm: float, head: list[str]) -> float:
+    """Seconds a bar lasts at ``bpm`` in the meter ``head`` states (four beats if it states none)."""
+    meter = next((int(t.partition("_")[2]) for t in head if t.startswith("Meter_")), 4)
+    return 60.0 / bpm * meter
 
 
 def _recurrence(saved: SavedModel, own: list[list[str]]) -> dict[str, float]:
@@ -319,9 +319,9 @@ def _draft(
 ) -> Draft:
     """A track's style, tempo, meter and key, and the bars that fill ``settings.minutes`` (its form comes later)."""
     style = rng.choices(list(styles), weights=weights)[0]
-    head = saved.vocab.decode(prompt[:header] or _header(saved, style, bool(prompt), rng))
+    head = saved.vocab.decode(prompt[:header]) if prompt else _header(saved, style, rng)  # a prompt brings its own
     bpm = rng.choice(styles[style]) * rng.uniform(0.92, 1.08)
-    bar_seconds = 60.0 / bpm * _meter(head)
+    bar_seconds = _bar_seconds(bpm, head)
     tail = 0.0 if settings.loop else ending_tail(bar_seconds)
     bars = max(1, round((settings.minutes * 60.0 - tail) / bar_seconds))
     target = recurrence.get(style, sum(recurrence.values()) / max(len(recurrence), 1))

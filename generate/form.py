@@ -1,6 +1,6 @@
 """A track's form: a plan of sections, the bars that fill them, and an ending on the tonic.
 
-A track is not one sampled stream cut at a length. Its bars are planned first (``plan_form``): a
+A track is not one sampled stream cut at a length. Its bars are planned first (``choose_form``): a
 theme ``A`` of a few bars, a variation ``A'`` that keeps the theme's opening half and continues it
 afresh, contrasting sections ``B`` sampled in the same key, and returns of the theme; the last bar
 lands on the tonic chord on its downbeat (``with_cadence``). A loop (``loop=True``) ends on a
@@ -203,9 +203,9 @@ def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> Gri
     fifth = (tonic + 7) % 12
     melody_was = max((n.pitch for n in before if n.step >= last - bar), default=72)
     bass_was = min((n.pitch for n in before if n.step >= last - bar), default=48)
-    top = _nearest(tonic, melody_was)
+    top = nearest_pitch(tonic, melody_was)
     inner = [_below(pc, top) for pc in (third, fifth)]
-    bass = _nearest(tonic, bass_was)
+    bass = nearest_pitch(tonic, bass_was)
     while bass >= min(inner) and bass - 12 >= config.pitch_low:
         bass -= 12
     held = [GridNote(n.step, n.pitch, min(n.steps, last - n.step)) for n in before]
@@ -213,7 +213,7 @@ def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> Gri
     return GridPiece(piece.meter, tuple(sorted(held + chord)))
 
 
-def _nearest(pitch_class: int, pitch: int) -> int:
+def nearest_pitch(pitch_class: int, pitch: int) -> int:
     """The pitch of ``pitch_class`` nearest to ``pitch`` (the lower on a tie)."""
     below = pitch - (pitch - pitch_class) % 12
     return below if pitch - below <= below + 12 - pitch else below + 12

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.tokens import GridNote, GridPiece, TokenizerConfig, key_of
+from generate.form import nearest_pitch
+from train.tokens import GridNote, GridPiece, TokenizerConfig, key_of, key_reference
 
 QUALITIES = {"": (0, 4, 7), "m": (0, 3, 7), "dim": (0, 3, 6)}
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -54,7 +55,7 @@ def recognise(piece: GridPiece, config: TokenizerConfig) -> list[Chord]:
     span = span_steps(piece, config)
     total = piece.bars(config) * piece.bar_steps(config)
     key = key_of(piece)
-    scale = {(key % 12 + (3 if key >= 12 else 0) + i) % 12 for i in MAJOR_SCALE}  # a minor key: its relative major
+    scale = {(key_reference(key) + i) % 12 for i in MAJOR_SCALE}  # a minor key: its relative major's
     chords: list[Chord] = []
     for start in range(0, total, span):
         end = start + span
@@ -105,7 +106,9 @@ def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> 
         melody, inner, bass = notes[0], notes[1:-1], notes[-1]
         fifth = (chord.root + QUALITIES[chord.quality][2]) % 12
         use = fifth if last_bass is not None and last_bass == (chord, chord.root) else chord.root
-        low = _nearest(use, bass.pitch, below=melody.pitch)
+        low = nearest_pitch(use, bass.pitch)
+        while low >= melody.pitch:  # the bass stays under the melody
+            low -= 12
         out += [melody, GridNote(bass.step, low, bass.steps)]
         ceiling = melody.pitch
         for n in inner:  # each inner note to the nearest chord tone, between the bass and the voice above it
@@ -116,12 +119,3 @@ def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> 
                 ceiling = pitch
         last_bass = (chord, use)
     return GridPiece(piece.meter, tuple(sorted(set(out))))
-
-
-def _nearest(pitch_class: int, pitch: int, *, below: int) -> int:
-    """The pitch of ``pitch_class`` nearest to ``pitch`` (the lower on a tie), and under ``below``."""
-    lower = pitch - (pitch - pitch_class) % 12
-    best = lower if pitch - lower <= lower + 12 - pitch else lower + 12
-    while best >= below:
-        best -= 12
-    return best

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from transcribe.beats import BeatGrid
+from transcribe.numba_cache import load_librosa
 
 BANDS = (("kick", 0.0, 150.0), ("snare", 150.0, 2000.0), ("hats", 5000.0, 1e9))
 STEPS_PER_BEAT = 4
@@ -80,8 +81,6 @@ class PercussionAccumulator:
         self._flatness = 0.0
 
     def add(self, magnitude: np.ndarray) -> None:
-        from transcribe.numba_cache import load_librosa
-
         librosa = load_librosa()
         frames = magnitude.shape[1] // FRAME_GROUP
         if frames < 1:
