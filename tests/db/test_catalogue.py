@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -8,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from db.catalogue import Catalogue, open_catalogue
 from db.home import Home
-from db.migrate import check
+from db.migrate import check, upgrade
 from db.models import Playlist, Source, SourceState
+from db.session import make_engine
+from tests.databases import empty_postgres_database
 
 pytestmark = pytest.mark.both_databases
 
@@ -87,3 +91,35 @@ def test_a_claim_is_one_owners_until_it_is_released_or_its_owner_is_gone(catalog
     with catalogue.sessions.begin() as session:
         release(session.get_one(Source, ids[1]))
     assert claim(catalogue.sessions, ids[1], SourceState.PENDING)  # released: free again
+
+
+def _migrate_at(barrier: Any, url: str, failures: Any) -> None:
+    """One process's `open_catalogue` migration, started with the others at the barrier."""
+    barrier.wait()
+    try:
+        upgrade(url)
+    except Exception as error:  # noqa: BLE001 - the parent reports what any process raised
+        failures.put(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+
+
+def test_runs_opening_a_new_catalogue_at_once_migrate_it_once(home: Home, backend: str, tmp_path: Path) -> None:
+    """Two runs started together on a new catalogue both migrate it: one applies the migrations, the other waits."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(3):  # each attempt on a new, empty database
+        if backend == "postgresql":
+            url = empty_postgres_database()
+        else:
+            url = f"sqlite:///{tmp_path / f'together-{attempt}.sqlite'}"
+        barrier, failures = context.Barrier(4), context.Queue()
+        runs = [context.Process(target=_migrate_at, args=(barrier, url, failures)) for _ in range(4)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(timeout=120)
+        errors = [failures.get(timeout=5) for _ in range(failures.qsize())]
+        assert not errors, errors
+        assert [run.exitcode for run in runs] == [0] * 4
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            assert len(connection.execute(text("SELECT version_num FROM alembic_version")).all()) == 1
+        engine.dispose()
