@@ -50,8 +50,8 @@ from db.home import Home  # noqa: E402
 from db.models import Playlist, PlaylistEntry, Source, SourceState, Transcription  # noqa: E402
 from generate.audio import decoded_mono  # noqa: E402
 from generate.batch import GenerateSettings, GenerationError, generate_batch  # noqa: E402
-from generate.quality import FEATURES  # noqa: E402
 from train.base import bench_pieces  # noqa: E402
+from train.reference import FEATURES  # noqa: E402
 from train.structure import recurring_bar_share  # noqa: E402
 from train.tokens import GridPiece, TokenizerConfig, key_of, quantise  # noqa: E402
 from transcribe.basic_pitch import read_midi, write_midi  # noqa: E402

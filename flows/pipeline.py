@@ -27,10 +27,10 @@ from pydantic import BaseModel, Field, field_validator  # noqa: E402
 
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from generate.batch import GenerateSettings, generate_batch  # noqa: E402
-from generate.quality import FEATURES  # noqa: E402
 from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, save_listing  # noqa: E402
 from ingest.errors import IngestError  # noqa: E402
 from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
+from train.reference import FEATURES  # noqa: E402
 from train.training import TrainSettings, train_from_catalogue  # noqa: E402
 from transcribe.catalogue import (  # noqa: E402
     TranscribeOutcome,

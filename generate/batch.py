@@ -33,7 +33,6 @@ from generate.form import (
 )
 from generate.guards import GuardSettings, check_track
 from generate.harmony import recognise, revoiced
-from generate.originality import CopyIndex
 from generate.page import write_page
 from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
@@ -41,7 +40,9 @@ from generate.synth import render_wav
 from train.base import BASE_NAME, base_model_folder
 from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
+from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file
+from train.reference import REFERENCE_FILE, Reference, load_reference, reference_features
 from train.structure import mean_recurrence, recurring_bar_share
 from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
 from train.vocab import SEP, style_token
@@ -120,6 +121,33 @@ def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[s
     return own, behind
 
 
+@dataclass(frozen=True)
+class Measures:
+    """What a batch checks and measures its tracks against, all from the pieces its model was trained on."""
+
+    index: CopyIndex
+    reference: Reference
+    recurrence: dict[str, float]
+
+
+def model_measures(saved: SavedModel, model_folder: Path, lineage: list[str]) -> Measures:
+    """The originality index and quality reference saved beside the model at training (memory-mapped, so a
+    batch costs the same whatever the catalogue's size); for a model trained before they were saved, or the
+    shipped base model, both are derived from the pieces it saved."""
+    index = CopyIndex.load(model_folder, saved.tokenizer)
+    reference = load_reference(model_folder / REFERENCE_FILE)
+    own: list[list[str]] = []
+    if index is None or reference is None or not saved.config.recurrence:
+        own, behind = training_pieces(model_folder, lineage)
+        if index is None:
+            log.info("model in %s has no saved originality index: building it from %d pieces", model_folder,
+                     len(behind))  # fmt: skip
+            index = CopyIndex.build(behind, saved.tokenizer)
+        if reference is None:
+            reference = reference_features(own, saved.tokenizer, seed=saved.config.seed)
+    return Measures(index, reference, _recurrence(saved, own))
+
+
 def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings: GenerateSettings) -> BatchOutcome:
     """Sample, guard and render ``settings.count`` tracks with the current model and record the batch.
 
@@ -136,8 +164,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
         model_id, model_path, lineage = version.id, Path(version.path), list(version.config.get("lineage", []))
     saved = SavedModel.load(model_path)
     tokenizer = saved.tokenizer
-    own, behind = training_pieces(model_path, lineage)
-    index = CopyIndex(behind, tokenizer)
+    measures = model_measures(saved, model_path, lineage)
     if settings.seed is None:  # draw one and record it, so any batch can be made again
         settings = dataclasses.replace(settings, seed=random.SystemRandom().randrange(2**31))
     rng = random.Random(settings.seed)
@@ -145,7 +172,6 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
     weights = [len(tempos) for tempos in styles.values()]  # each style as often as the training pieces have it
     prompt = _prompt_ids(saved, settings.prompt_midi)
     header = next((i for i, t in enumerate(saved.vocab.decode(prompt)) if t == BAR), 0)  # its meter and key
-    recurrence = _recurrence(saved, own)
 
     batches_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -159,7 +185,10 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
             if missing <= 0:
                 break
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
-            drafts = [_draft(saved, styles, weights, settings, rng, prompt, header, recurrence) for _ in range(missing)]
+            drafts = [
+                _draft(saved, styles, weights, settings, rng, prompt, header, measures.recurrence)
+                for _ in range(missing)
+            ]
             _sample_material(
                 saved, drafts, prompt, temperature=temperature, top_p=settings.top_p, rng=rng, loop=settings.loop
             )
@@ -176,7 +205,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 piece = revoiced(piece, tokenizer, chords)
                 if not draft.form.loop:
                     piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
-                report = check_track(piece, index, settings.guards)
+                report = check_track(piece, measures.index, settings.guards)
                 if report.reason:
                     rejected[report.reason] += 1
                     continue
@@ -189,7 +218,7 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                 )  # fmt: skip
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")
-        quality = quality_report([decode(tokens, tokenizer) for tokens in own], kept, tokenizer)
+        quality = quality_report(measures.reference, kept, tokenizer)
         summary = {
             "model_id": model_id,
             "created": stamp,

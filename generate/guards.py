@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from generate.originality import CopyIndex
+from train.originality import CopyIndex
 from train.tokens import GridPiece, TokenizerConfig
 from transcribe.repetition import piece_repetition
 

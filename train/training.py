@@ -22,7 +22,9 @@ from train.base import BASE_NAME, base_model_folder
 from train.baselines import Score, model_score, prototype_score, unigram_score
 from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
-from train.pieces import PIECES_FILE, save_pieces
+from train.originality import CopyIndex
+from train.pieces import PIECES_FILE, load_pieces_file, save_pieces
+from train.reference import REFERENCE_FILE, reference_features, save_reference
 from train.structure import mean_recurrence, wide_leap_share
 from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
 from train.vocab import Vocabulary
@@ -313,6 +315,18 @@ def fit(
     return SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model), metrics
 
 
+def save_measures(
+    folder: Path, pieces: list[list[str]], tokenizer: TokenizerConfig, lineage: list[str], *, seed: int
+) -> None:
+    """Save beside a model what its batches are checked against, built once here rather than every night:
+    the pieces it saw (validation ones too: they are real pieces as well), the originality index over them
+    and, for a model descended from the base model, the base model's pieces too, and the quality reference."""
+    save_pieces(folder / PIECES_FILE, pieces)
+    behind = pieces + (load_pieces_file(base_model_folder() / PIECES_FILE) if BASE_NAME in lineage else [])
+    CopyIndex.build(behind, tokenizer).save(folder)
+    save_reference(folder / REFERENCE_FILE, reference_features(pieces, tokenizer, seed=seed))
+
+
 def _load(folder: Path, what: str) -> SavedModel | None:
     try:
         return SavedModel.load(folder)
@@ -379,9 +393,8 @@ def train_from_catalogue(
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = models_dir / f"lstm-{stamp}-{len(pieces)}p"
-    # The pieces it saw (validation ones too: they are real pieces as well), for its originality index.
     saved.save(folder, extra={"train_settings.json": settings.to_dict(), "lineage.json": lineage})
-    save_pieces(folder / PIECES_FILE, [p.tokens for p in pieces])
+    save_measures(folder, [p.tokens for p in pieces], saved.tokenizer, lineage, seed=settings.seed)
     with sessions.begin() as session:
         if promoted:
             for old_version in session.scalars(select(ModelVersion).where(ModelVersion.is_current.is_(True))):

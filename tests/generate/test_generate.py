@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import random
 from pathlib import Path
 
 from music21 import corpus
@@ -9,8 +10,8 @@ from music21 import corpus
 from generate.arrange import PALETTES, arrange, write_midi
 from generate.audio import wav_to_mp3
 from generate.guards import GuardSettings, check_track
-from generate.originality import CopyIndex
 from generate.synth import render_wav
+from train.originality import CopyIndex, invariant_symbols
 from train.scores import score_tokens
 from train.tokens import GridNote, GridPiece, TokenizerConfig, decode, encode, transpose
 
@@ -29,7 +30,7 @@ def _cut(piece: GridPiece, start: int, stop: int) -> GridPiece:
 
 def test_copies_are_found_in_any_key_and_off_the_bar_lines() -> None:
     training = [_chorale("bach/bwv10.7"), _chorale("bach/bwv101.7")]
-    index = CopyIndex(training, CONFIG)
+    index = CopyIndex.build(training, CONFIG)
     source = decode(training[1], CONFIG)
     onsets = sorted({n.step for n in source.notes})
     excerpt = _cut(source, onsets[5], onsets[25])  # 20 onsets, starting mid-bar
@@ -40,9 +41,45 @@ def test_copies_are_found_in_any_key_and_off_the_bar_lines() -> None:
     assert index.longest_copy(other) < 8  # another chorale shares only short turns of phrase
 
 
+def _longest_by_hand(piece: GridPiece, training: list[GridPiece]) -> int:
+    """Every start in the piece against every start in every training piece: the longest run, in onsets."""
+    track = [symbol for symbol, _ in invariant_symbols(piece)]
+    best = 0
+    for other in training:
+        theirs = [symbol for symbol, _ in invariant_symbols(other)]
+        for i in range(0, len(track), 2):  # runs start at an onset's shape
+            for j in range(len(theirs)):
+                run = 0
+                while i + run < len(track) and j + run < len(theirs) and track[i + run] == theirs[j + run]:
+                    run += 1
+                best = max(best, (run + 1) // 2)
+    return best
+
+
+def test_the_saved_index_finds_what_a_search_by_hand_finds(tmp_path: Path) -> None:
+    """The suffix-array index, saved and memory-mapped back, against an exhaustive search on real chorales."""
+    training = [_chorale("bach/bwv10.7"), _chorale("bach/bwv101.7")]
+    decoded = [decode(t, CONFIG) for t in training]
+    CopyIndex.build(training, CONFIG).save(tmp_path)
+    index = CopyIndex.load(tmp_path, CONFIG)
+    assert index is not None and index.pieces == 2
+    assert CopyIndex.load(tmp_path, TokenizerConfig(steps_per_beat=2)) is None  # another tokenizer's pieces
+    source, other = decoded[1], decode(_chorale("bach/bwv102.7"), CONFIG)
+    onsets = sorted({n.step for n in source.notes})
+    rng = random.Random(7)
+    for _ in range(6):
+        start = rng.randrange(len(onsets) - 12)
+        excerpt = _cut(source, onsets[start], onsets[start + rng.randrange(2, 12)])
+        mixed = GridPiece(4, excerpt.notes + tuple(GridNote(n.step + 400, n.pitch, n.steps) for n in other.notes))
+        for piece in (excerpt, mixed):
+            assert index.longest_copy(piece) == _longest_by_hand(piece, decoded) >= 2
+    assert index.longest_copy(other) == _longest_by_hand(other, decoded)
+    assert index.longest_copy(GridPiece(4, ())) == 0
+
+
 def test_guards_reject_copies_and_hammering() -> None:
     training = [_chorale("bach/bwv10.7")]
-    index = CopyIndex(training, CONFIG)
+    index = CopyIndex.build(training, CONFIG)
     settings = GuardSettings()
     assert check_track(decode(training[0], CONFIG), index, settings).reason == "copied"
     hammered = GridPiece(4, tuple(GridNote(2 * i, 60, 2) for i in range(200)))

@@ -9,10 +9,13 @@ from sqlalchemy import select
 
 from db.catalogue import Catalogue
 from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState, Transcription
-from generate.batch import training_pieces
+from generate.batch import model_measures, training_pieces
+from generate.guards import GuardSettings
 from train.base import BASE_NAME, base_model_folder
+from train.model import SavedModel
 from train.pieces import PIECES_FILE, load_pieces_file
-from train.training import TrainingError, TrainSettings, accepted_pieces, train_from_catalogue
+from train.tokens import decode
+from train.training import TrainingError, TrainSettings, accepted_pieces, piece_tokens, train_from_catalogue
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +72,18 @@ def test_retraining_skips_warm_starts_and_promotes_only_a_model_that_is_not_wors
     assert _current(catalogue) == first.model_id
     assert len(list(models.iterdir())) == 2  # its files are kept, for inspection
 
+    # A batch made now, with no retrain that took the new pieces in, checks originality against the pieces
+    # its model was trained on: the index saved beside the model, not whatever is accepted now.
+    with catalogue.sessions() as session:
+        version = session.get_one(ModelVersion, first.model_id)
+        saved = SavedModel.load(Path(version.path))
+        measures = model_measures(saved, Path(version.path), version.config["lineage"])
+    assert (Path(version.path) / "originality" / "suffixes.npy").is_file() and measures.index.pieces == 3
+    assert measures.reference["pitch_range"].shape[0] == 3  # the quality report's side, from the same pieces
+    trained, arrived = (decode(piece_tokens(m, None, saved.tokenizer), saved.tokenizer) for m in chorale_midis[2:4])
+    assert measures.index.longest_copy(trained) == len({n.step for n in trained.notes})  # all of it, a copy
+    assert measures.index.longest_copy(arrived) < GuardSettings().max_copy  # not trained on: not in the index
+
     # The same pieces again: that candidate already tried them, so the schedule does not retrain.
     assert not train_from_catalogue(catalogue.sessions, models, SETTINGS).trained
 
@@ -93,6 +108,8 @@ def test_a_small_catalogue_fine_tunes_the_shipped_base_model(catalogue: Catalogu
         version = session.get_one(ModelVersion, outcome.model_id)
         own, behind = training_pieces(Path(version.path), version.config["lineage"])
     assert len(own) == 4 and len(behind) > 1000  # the base's corpus pieces are checked against too
+    measures = model_measures(SavedModel.load(Path(version.path)), Path(version.path), version.config["lineage"])
+    assert measures.index.pieces == len(behind)  # saved at training, with the base's pieces in it
     scratch = TrainSettings(epochs=1, prototype_epochs=0, stride=96, base_below=0)
     assert (
         train_from_catalogue(catalogue.sessions, catalogue.home.models_dir, scratch, force=True).metrics["started_from"]
