@@ -270,7 +270,7 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
             base_below=10_000 if init == "base" else 0, stride=args.stride,
         )  # fmt: skip
         started = time.perf_counter()
-        outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings)
+        outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings, tokens_dir=home.tokens_dir)
         trained_in = time.perf_counter() - started
         metrics = outcome.metrics or {}
         started = time.perf_counter()

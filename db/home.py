@@ -46,6 +46,11 @@ class Home:
         return self.root / "models"
 
     @property
+    def tokens_dir(self) -> Path:
+        """Each transcription's tokens, per tokenizer (``train.token_store``): derived, safe to delete."""
+        return self.root / "tokens"
+
+    @property
     def batches_dir(self) -> Path:
         return self.root / "batches"
 

@@ -272,7 +272,9 @@ def retrain_flow(
     if filled:
         get_run_logger().info("derived the beat grid of %d pieces transcribed before grids were kept", filled)
     settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
-    outcome = train_from_catalogue(cat.sessions, cat.home.models_dir, settings, force=force)
+    outcome = train_from_catalogue(
+        cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir
+    )
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
     return {
         "trained": outcome.trained,

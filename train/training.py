@@ -26,6 +26,7 @@ from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file, save_pieces
 from train.reference import REFERENCE_FILE, reference_features, save_reference
 from train.structure import mean_recurrence, wide_leap_share
+from train.token_store import TokenStore
 from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
@@ -147,14 +148,23 @@ def accepted_pieces(session: Session, licence: str | None = None) -> list[Accept
     ]  # fmt: skip
 
 
-def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tuple[list[Piece], Counter[str]]:
-    """The rows' token sequences; a piece that cannot be tokenised is skipped and counted by reason."""
+def load_pieces(
+    rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig, tokens_dir: Path | None = None
+) -> tuple[list[Piece], Counter[str]]:
+    """The rows' token sequences, read from ``tokens_dir``'s store where a piece was tokenised before (and
+    stored there when not); a piece that cannot be tokenised is skipped and counted by reason."""
     pieces: list[Piece] = []
     skipped: Counter[str] = Counter()
+    store = TokenStore(tokens_dir, tokenizer) if tokens_dir is not None else None
     for row in rows:
+        midi = Path(row.midi_path)
         grid = BeatGrid.from_dict(row.grid) if row.grid else None
+
+        def compute(midi: Path = midi, grid: BeatGrid | None = grid) -> list[str]:
+            return piece_tokens(midi, grid, tokenizer)
+
         try:
-            tokens = piece_tokens(Path(row.midi_path), grid, tokenizer)
+            tokens = store.tokens(row.source_id, midi, row.grid, compute) if store else compute()
         except TokenizeError as error:
             log.warning("piece %d not used for training: %s", row.source_id, error)
             skipped[str(error).split(":")[0]] += 1
@@ -173,6 +183,8 @@ def load_pieces(rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig) -> tu
                 centroid=row.centroid,
             )
         )
+    if store is not None:
+        log.info("tokens of %d pieces read back, %d computed", len(rows) - store.computed, store.computed)
     return pieces, skipped
 
 
@@ -336,7 +348,12 @@ def _load(folder: Path, what: str) -> SavedModel | None:
 
 
 def train_from_catalogue(
-    sessions: sessionmaker[Session], models_dir: Path, settings: TrainSettings, *, force: bool = False
+    sessions: sessionmaker[Session],
+    models_dir: Path,
+    settings: TrainSettings,
+    *,
+    force: bool = False,
+    tokens_dir: Path | None = None,
 ) -> TrainOutcome:
     """Train on every accepted piece, unless a model was already trained on exactly those pieces.
 
@@ -344,7 +361,8 @@ def train_from_catalogue(
     shipped base model) and is promoted only if its NLL per note is not worse than the current
     model's on the same validation pieces, each model reading them with its own tokenizer. Either
     way it is registered (with ``promoted`` in its metrics) once its files are complete; a failed run
-    registers nothing and leaves the current model in place.
+    registers nothing and leaves the current model in place. ``tokens_dir``: where each piece's tokens
+    are kept between runs (``train.token_store``); None tokenises every piece afresh.
     """
     with sessions.begin() as session:
         rows = accepted_pieces(session, settings.licence)
@@ -367,7 +385,7 @@ def train_from_catalogue(
         lineage = [BASE_NAME] if start_from is not None else []
     if start_from is None:
         lineage = []
-    pieces, skipped = load_pieces(rows, start_from.tokenizer if start_from else TokenizerConfig())
+    pieces, skipped = load_pieces(rows, start_from.tokenizer if start_from else TokenizerConfig(), tokens_dir)
     saved, metrics = fit(pieces, settings, warm_start=start_from)
     if not metrics["warm_start_tokens"]:  # different layer sizes: nothing carried over
         start_from, lineage = None, []
@@ -378,7 +396,7 @@ def train_from_catalogue(
     promoted, verdict = True, "the first model"
     if previous is not None:
         val_ids = set(metrics["validation_source_ids"])
-        old_pieces, _ = load_pieces([r for r in rows if r.source_id in val_ids], previous.tokenizer)
+        old_pieces, _ = load_pieces([r for r in rows if r.source_id in val_ids], previous.tokenizer, tokens_dir)
         old = score_pieces(previous, old_pieces)
         metrics["current_model"] = {"id": current_id, **old.to_dict()}
         promoted = not math.isfinite(old.nll_per_note) or metrics["nll_per_note"] <= old.nll_per_note + 1e-6

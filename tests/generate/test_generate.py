@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import random
+import subprocess
 from pathlib import Path
 
 from music21 import corpus

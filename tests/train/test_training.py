@@ -49,7 +49,9 @@ def test_retraining_skips_warm_starts_and_promotes_only_a_model_that_is_not_wors
 ) -> None:
     models = catalogue.home.models_dir
     _accept(catalogue, chorale_midis[:3], "hymns")
-    first = train_from_catalogue(catalogue.sessions, models, SETTINGS)
+    tokens = catalogue.home.tokens_dir
+    first = train_from_catalogue(catalogue.sessions, models, SETTINGS, tokens_dir=tokens)
+    assert len(list(tokens.rglob("*.tokens.gz"))) == 3  # each piece's tokens kept for the next run
     assert first.trained and first.promoted and _current(catalogue) == first.model_id
     assert first.metrics and first.metrics["warm_start_tokens"] == 0 and "current_model" not in first.metrics
     assert first.metrics["started_from"] is None  # the base model's layers differ from these settings'
@@ -65,7 +67,8 @@ def test_retraining_skips_warm_starts_and_promotes_only_a_model_that_is_not_wors
     with catalogue.sessions() as session:
         assert {p.style for p in accepted_pieces(session)} == {"hymns", "organ"}
     hopeless = TrainSettings(**{**SETTINGS.to_dict(), "learning_rate": 1e-7, "warm_start": False})
-    worse = train_from_catalogue(catalogue.sessions, models, hopeless)
+    worse = train_from_catalogue(catalogue.sessions, models, hopeless, tokens_dir=tokens)
+    assert len(list(tokens.rglob("*.tokens.gz"))) == 5
     assert worse.trained and not worse.promoted and "kept model" in worse.message
     assert worse.metrics and worse.metrics["nll_per_note"] > worse.metrics["current_model"]["nll_per_note"]
     assert worse.metrics["current_model"]["notes"] == worse.metrics["notes"]  # the same notes, each model its tokens
