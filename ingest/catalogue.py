@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,28 +60,52 @@ def record_listing(
     elif playlist.style in (None, "", "default"):
         playlist.style = style_name(playlist.title) or f"playlist-{playlist.id}"
     linked = set(session.scalars(select(PlaylistEntry.source_id).where(PlaylistEntry.playlist_id == playlist.id)))
-    for position, entry in enumerate(listing.entries):
-        source = session.scalar(select(Source).where(Source.key == entry.key))
-        if source is None:
-            source = Source(
-                key=entry.key,
-                url=entry.url,
-                webpage_url=entry.webpage_url,
-                title=entry.title,
-                uploader=entry.uploader,
-                upload_date=entry.upload_date,
-                license=entry.license,
-                duration=entry.duration,
-            )
-            reason = check_entry(entry, settings)
-            if reason:
-                source.state, source.reason = SourceState.REJECTED, reason
-            session.add(source)
-            session.flush()
-        if source.id not in linked:
-            session.add(PlaylistEntry(playlist_id=playlist.id, source_id=source.id, position=position))
-            linked.add(source.id)
+    keys = [entry.key for entry in listing.entries]
+    known = known_sources(session, keys)
+    new: dict[str, dict[str, Any]] = {}
+    for entry in listing.entries:
+        if entry.key in known or entry.key in new:
+            continue
+        reason = check_entry(entry, settings)
+        new[entry.key] = {
+            "key": entry.key,
+            "url": entry.url,
+            "webpage_url": entry.webpage_url,
+            "title": entry.title,
+            "uploader": entry.uploader,
+            "upload_date": entry.upload_date,
+            "license": entry.license,
+            "duration": entry.duration,
+            "state": SourceState.REJECTED if reason else SourceState.PENDING,
+            "reason": reason,
+        }
+    # Plain multi-row inserts, then the new ids read back by key: the ORM would insert row by row on
+    # SQLite (it cannot match RETURNING rows to parameters there), one round trip per entry.
+    if new:
+        session.execute(insert(Source), list(new.values()))
+        known.update(known_sources(session, list(new)))
+    rows = []
+    for position, key in enumerate(keys):
+        source_id = known[key].id
+        if source_id not in linked:
+            rows.append({"playlist_id": playlist.id, "source_id": source_id, "position": position})
+            linked.add(source_id)
+    if rows:
+        session.execute(insert(PlaylistEntry), rows)
     return playlist
+
+
+KEYS_PER_QUERY = 500  # under SQLite's limit on bound parameters in one statement
+
+
+def known_sources(session: Session, keys: Sequence[str]) -> dict[str, Source]:
+    """The catalogued sources among ``keys``, by key: one query per ``KEYS_PER_QUERY`` keys, not one per key."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, Source] = {}
+    for start in range(0, len(wanted), KEYS_PER_QUERY):
+        chunk = wanted[start : start + KEYS_PER_QUERY]
+        found.update((source.key, source) for source in session.scalars(select(Source).where(Source.key.in_(chunk))))
+    return found
 
 
 @dataclass(frozen=True)

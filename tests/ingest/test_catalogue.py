@@ -135,3 +135,36 @@ def test_download_starts_to_one_host_are_spaced_by_the_polite_pause() -> None:
     assert all(b - a >= 0.29 for a, b in zip(same, same[1:], strict=False))
     other = next(t for u, t in starts if u.startswith("http://b/"))
     assert other - same[0] < 0.2  # another host does not wait for this one
+
+
+def test_a_long_playlist_is_recorded_in_a_few_statements_not_one_per_entry(catalogue: Catalogue) -> None:
+    """1,200 entries (some already known from another playlist, one listed twice): a handful of round trips."""
+    from sqlalchemy import event
+
+    from ingest.youtube import Entry, PlaylistListing
+
+    entries = [Entry(key=f"youtube:{i:011d}", url=f"https://www.youtube.com/watch?v={i:011d}") for i in range(1200)]
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(catalogue.engine, "before_cursor_execute", count)
+    try:
+        with catalogue.sessions.begin() as session:
+            record_listing(session, PlaylistListing("https://example.org/a", "A", entries[:300]), SETTINGS)
+        statements.clear()
+        listing = PlaylistListing("https://example.org/b", "B", [*entries, entries[5]])
+        with catalogue.sessions.begin() as session:
+            record_listing(session, listing, SETTINGS)
+        first = len(statements)
+        statements.clear()
+        with catalogue.sessions.begin() as session:  # submitted again: nothing new
+            record_listing(session, listing, SETTINGS)
+        again = len(statements)
+    finally:
+        event.remove(catalogue.engine, "before_cursor_execute", count)
+    assert first <= 15 and again <= 8, (first, again)  # a select per 500 keys, multi-row inserts: not 2,107 and 6
+    with catalogue.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Source)) == 1200
+        assert session.scalar(select(func.count()).select_from(PlaylistEntry)) == 300 + 1200
