@@ -32,17 +32,22 @@ def _side(source_id: int, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_pieces(pieces: Sequence[Piece], *, validation_share: float, seed: int) -> tuple[list[Piece], list[Piece]]:
+def split_pieces(
+    pieces: Sequence[Piece], *, validation_share: float, seed: int, max_validation: int | None = None
+) -> tuple[list[Piece], list[Piece]]:
     """Split by whole piece (no piece on both sides), each piece's side fixed by a hash of its id.
 
-    Retraining on more pieces keeps every old validation piece in validation, so a new model and
-    the current one can be compared on the same pieces. At least one piece lands on each side
-    when there are two or more (for a handful of pieces that one may move once more arrive).
+    Retraining on more pieces never moves a piece a model trained on into validation, so a new
+    model and the current one are compared on pieces neither trained on. ``max_validation`` keeps
+    the validation pieces with the lowest hashes: as pieces arrive that bound only tightens, so
+    validation costs the same for any catalogue size. At least one piece lands on each side when
+    there are two or more (for a handful of pieces that one may move once more arrive).
     """
     ordered = sorted(pieces, key=lambda p: _side(p.source_id, seed))
     if len(ordered) < 2:
         return list(ordered), []
     val = [p for p in ordered if _side(p.source_id, seed) < validation_share] or ordered[:1]
+    val = val[:max_validation] if max_validation else val
     if len(val) == len(ordered):
         val = val[:-1]
     chosen = {p.source_id for p in val}

@@ -57,6 +57,9 @@ class TrainSettings:
     # pieces stays within about 12 epochs x 3,000 windows x 192 tokens, under half an hour on 2 cores.
     max_windows: int = 3000
     validation_share: float = 0.2
+    # At most this many validation pieces (those of the lowest hashes): a large catalogue's validation,
+    # run every epoch and again to compare models, stays the size of a few hundred pieces.
+    max_validation_pieces: int = 200
     embedding: int = 128
     units: tuple[int, ...] = (256, 256)  # stacked LSTM layers (bench/train.py --sweep chose these)
     dropout: float = 0.2
@@ -87,6 +90,8 @@ class TrainSettings:
             raise ValueError("a model needs at least one LSTM layer and positive sizes")
         if not 0.0 <= self.dropout < 1.0 or self.learning_rate <= 0:
             raise ValueError("dropout must lie in [0, 1) and the learning rate be positive")
+        if self.max_validation_pieces < 1:
+            raise ValueError("max_validation_pieces must be at least 1")
         if self.min_pieces < 2:
             raise ValueError("training needs at least 2 pieces (one to validate on)")
 
@@ -241,7 +246,10 @@ def fit(
     if len(pieces) < settings.min_pieces:
         raise TrainingError(f"need at least {settings.min_pieces} accepted pieces to train, have {len(pieces)}")
     tokenizer = warm_start.tokenizer if warm_start is not None else (tokenizer or TokenizerConfig())
-    train_pieces, val_pieces = split_pieces(pieces, validation_share=settings.validation_share, seed=settings.seed)
+    train_pieces, val_pieces = split_pieces(
+        pieces, validation_share=settings.validation_share, seed=settings.seed,
+        max_validation=settings.max_validation_pieces,
+    )  # fmt: skip
     styles: dict[str, list[float]] = {}
     for piece in pieces:
         styles.setdefault(piece.style, []).append(round(piece.tempo, 1))

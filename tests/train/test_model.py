@@ -45,6 +45,14 @@ def test_split_is_by_whole_piece_and_stable_as_pieces_arrive() -> None:
     _, val_more = split_pieces(more, validation_share=0.2, seed=1)
     assert {p.source_id for p in val} <= {p.source_id for p in val_more}  # an old validation piece stays there
     assert len(split_pieces(pieces[:2], validation_share=0.2, seed=1)[1]) == 1
+    # Capped, validation stays small as the catalogue grows, and no piece a model trained on enters it.
+    trained_on = {p.source_id for p in split_pieces(more, validation_share=0.2, seed=1, max_validation=8)[0]}
+    for size in (150, 400, 1000):
+        grown = [Piece(i, ["Meter_4"], 100.0) for i in range(size)]
+        train_grown, val_grown = split_pieces(grown, validation_share=0.2, seed=1, max_validation=8)
+        assert len(val_grown) == 8 and not {p.source_id for p in val_grown} & trained_on
+        assert len(train_grown) == size - 8
+        trained_on = {p.source_id for p in train_grown}
 
 
 def test_windows_are_moved_into_keys_that_fit(corpus_pieces: list[Piece]) -> None:
