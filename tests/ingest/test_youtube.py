@@ -28,6 +28,18 @@ def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: l
     assert listing.entries[0].duration == int(feed_items[0].duration or 0)
 
 
+def test_a_page_that_points_to_a_feed_lists_the_feeds_entries(server: FeedServer, feed_items: list[FeedItem]) -> None:
+    """The listing is read unprocessed (fast for long playlists), but a result that points elsewhere is followed."""
+    url = server.write_feed("pointed.xml", "Pointed", feed_items[:2])
+    (server.root / "moved.html").write_text(
+        f'<html><head><meta http-equiv="refresh" content="0;url={url}"></head><body>moved</body></html>',
+        encoding="utf-8",
+    )
+    listing = list_playlist(server.url("moved.html"), LOOPBACK_INGEST)
+    assert listing.title == "Pointed"
+    assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items[:2]]
+
+
 def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
     item = feed_items[0]
     result = download_audio(server.url(item.filename), tmp_path / "7", LOOPBACK_INGEST)
