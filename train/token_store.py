@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class TokenStore:
         if text is not None:
             if text.startswith(_SKIPPED):
                 raise TokenizeError(text.removeprefix(_SKIPPED))
-            return text.split()
+            return [sys.intern(token) for token in text.split()]  # one object per distinct token, not per use
         self.computed += 1
         try:
             tokens = compute()
@@ -73,7 +74,7 @@ class TokenStore:
             self._write(path, source_id, f"{_SKIPPED}{error}")
             raise
         self._write(path, source_id, " ".join(tokens))
-        return tokens
+        return [sys.intern(token) for token in tokens]
 
     def _write(self, path: Path, source_id: int, text: str) -> None:
         for stale in self.folder.glob(f"{source_id}-*.tokens.gz"):  # an earlier transcription's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -218,6 +219,14 @@ def style_sounds(pieces: Sequence[Piece]) -> dict[str, dict[str, float]]:
     }
 
 
+STYLE_SAMPLE = 200  # pieces per style that its recurrence and leap share are measured on
+
+
+def _drawn(pieces: list[Piece], seed: int, limit: int = STYLE_SAMPLE) -> list[Piece]:
+    """At most ``limit`` of the pieces, drawn with ``seed`` (all of them when there are no more)."""
+    return pieces if len(pieces) <= limit else random.Random(seed).sample(pieces, limit)
+
+
 def note_ids(vocab: Vocabulary) -> np.ndarray:
     return np.array([i for i, t in enumerate(vocab.tokens) if t.startswith("Pitch_")], dtype=np.int32)
 
@@ -258,7 +267,10 @@ def fit(
     train_stream = stream_ids(train_pieces, vocab, tokenizer)
     val_stream = stream_ids(val_pieces, vocab, tokenizer)
     bars = sum(t == BAR for p in train_pieces for t in p.tokens)
-    by_style = {style: [decode(p.tokens, tokenizer) for p in pieces if p.style == style] for style in sorted(styles)}
+    by_style = {
+        style: [decode(p.tokens, tokenizer) for p in _drawn([p for p in pieces if p.style == style], settings.seed)]
+        for style in sorted(styles)
+    }  # each style's form measures, from at most STYLE_SAMPLE of its pieces
     config = ModelConfig(
         vocab_size=len(vocab),
         embedding=settings.embedding,
