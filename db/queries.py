@@ -10,8 +10,12 @@ from sqlalchemy.orm import Session
 from db.models import Batch, ModelVersion, Playlist, Source, SourceState, Transcription
 
 
-def sources(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(select(Source, Transcription).outerjoin(Transcription).order_by(Source.id))
+def sources(
+    session: Session, *, state: SourceState | None = None, limit: int | None = None, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The sources (in ``state`` if given) by id, ``limit`` of them from ``offset``: filtered and paged in SQL."""
+    query = select(Source, Transcription).outerjoin(Transcription).order_by(Source.id).offset(offset).limit(limit)
+    rows = session.execute(query.where(Source.state == state) if state else query)
     return [
         {
             "id": source.id,
@@ -33,6 +37,11 @@ def sources(session: Session) -> list[dict[str, Any]]:
         }
         for source, transcription in rows
     ]
+
+
+def source_count(session: Session, state: SourceState | None = None) -> int:
+    query = select(func.count()).select_from(Source)
+    return session.scalar(query.where(Source.state == state) if state else query) or 0
 
 
 def batch_summary(batch: Batch) -> dict[str, Any]:

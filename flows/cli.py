@@ -299,20 +299,41 @@ def _share(metrics: dict[str, Any]) -> str:
 
 
 @app.command()
-def sources(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
-    """Every catalogued source with its state, reason, audio and MIDI."""
+def sources(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    state: Annotated[
+        str | None, typer.Option(help="only sources in this state (pending, accepted, rejected, ...)")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="at most this many (default: 100 as text, all as --json)")
+    ] = None,
+    offset: Annotated[int, typer.Option(min=0, help="skip this many first (with --limit: the next page)")] = 0,
+) -> None:
+    """The catalogued sources by id, with state, reason, audio and MIDI."""
     from db.catalogue import open_catalogue
+    from db.models import SourceState
+    from db.queries import source_count
     from db.queries import sources as sources_query
 
+    try:
+        wanted = SourceState(state) if state else None
+    except ValueError:
+        names = ", ".join(s.value for s in SourceState)
+        raise typer.BadParameter(f"{state!r} is not a state; one of: {names}", param_hint="--state") from None
+    shown = limit if limit is not None or as_json else 100
     cat = open_catalogue()
     with cat.sessions() as session:
-        rows = sources_query(session)
+        rows = sources_query(session, state=wanted, limit=shown, offset=offset)
+        total = source_count(session, wanted) if not as_json else 0
     if as_json:
         _print_json(rows)
         return
     for row in rows:
-        why = f" ({row['reason']}: {row['reason_detail']})" if row["reason"] else ""
+        detail = f": {row['reason_detail']}" if row["reason_detail"] else ""
+        why = f" ({row['reason']}{detail})" if row["reason"] else ""
         typer.echo(f"{row['id']:>5} {row['state']:<11} {row['title'] or row['url']}{why}")
+    if offset + len(rows) < total:
+        typer.echo(f"({offset + 1}-{offset + len(rows)} of {total}; --offset {offset + len(rows)} for the next page)")
 
 
 @app.command()

@@ -1,0 +1,45 @@
+"""Command-line views of a large catalogue: filtered and paged in SQL, the same rows either way."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from db.catalogue import Catalogue
+from flows.cli import app
+from ingest.catalogue import record_listing
+from ingest.youtube import Entry, PlaylistListing
+from sample.feed import LOOPBACK_INGEST
+
+pytestmark = pytest.mark.both_databases
+
+
+def test_sources_are_paged_and_filtered(catalogue: Catalogue) -> None:
+    """250 sources, every tenth listed as three hours long (rejected before download)."""
+    entries = [
+        Entry(key=f"youtube:{i:011d}", url=f"https://www.youtube.com/watch?v={i:011d}", title=f"Tune {i}",
+              duration=3 * 3600.0 if i % 10 == 0 else 200.0)
+        for i in range(250)
+    ]  # fmt: skip
+    with catalogue.sessions.begin() as session:
+        record_listing(session, PlaylistListing("https://example.org/big", "Big", entries), LOOPBACK_INGEST)
+    runner = CliRunner()
+
+    everything = json.loads(runner.invoke(app, ["sources", "--json"]).stdout)
+    assert [s["title"] for s in everything] == [f"Tune {i}" for i in range(250)]
+    first = runner.invoke(app, ["sources"]).stdout.splitlines()
+    assert len(first) == 101 and first[0].split() == ["1", "rejected", "Tune", "0", "(too_long)"]
+    assert first[-1] == "(1-100 of 250; --offset 100 for the next page)"
+    page = json.loads(runner.invoke(app, ["sources", "--json", "--limit", "100", "--offset", "200"]).stdout)
+    assert page == everything[200:]
+    rejected = json.loads(runner.invoke(app, ["sources", "--json", "--state", "rejected"]).stdout)
+    assert [s["title"] for s in rejected] == [f"Tune {i}" for i in range(0, 250, 10)]
+    assert {s["reason"] for s in rejected} == {"too_long"}
+    last = runner.invoke(app, ["sources", "--state", "pending", "--offset", "200"]).stdout.splitlines()
+    assert len(last) == 25 and "of" not in last[-1]  # the last page says nothing more
+    wrong = runner.invoke(app, ["sources", "--state", "done"])
+    said = " ".join(re.sub("[│╭╮╰╯─]", " ", wrong.output).split())  # typer's box, wrapped to the terminal
+    assert wrong.exit_code == 2 and "'done' is not a state; one of: pending, downloaded" in said
