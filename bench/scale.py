@@ -15,7 +15,8 @@ Printed for each size, on SQLite (and PostgreSQL with ``--postgres URL``):
   (target 0) and wall time (target < 2 s at 10,000);
 - ``tunesmith status --json`` as a user runs it (a new process): wall time (target < 1 s at 10,000);
 - tokens: first read of every piece (MIDI onto its grid, then stored) and the next read (from the store);
-- the originality index and quality reference saved at training: build time and size;
+- what training saves for the batches (the style's form measures, the originality index, the quality
+  reference): build time, and the index's size;
 - a nightly batch of 8 tracks x 2 minutes, index loading included, with the shipped base model's
   weights and the catalogue's own measures (as training saves them): target at 10,000 within 1.2x
   of the time at 100;
@@ -57,7 +58,14 @@ from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer, serve  # noqa: E4
 from train.base import base_model_folder  # noqa: E402
 from train.model import SavedModel  # noqa: E402
 from train.tokens import TokenizerConfig  # noqa: E402
-from train.training import TrainSettings, accepted_pieces, fit, load_pieces, save_measures  # noqa: E402
+from train.training import (  # noqa: E402
+    TrainSettings,
+    accepted_pieces,
+    fit,
+    form_measures,
+    load_pieces,
+    save_measures,
+)
 from transcribe.analysis import FilterSettings, PieceAnalysis, polyphony  # noqa: E402
 from transcribe.basic_pitch import TranscriptionSettings, read_midi, write_midi  # noqa: E402
 from transcribe.beats import BeatGrid  # noqa: E402
@@ -161,6 +169,9 @@ def tokens_and_model(catalogue: Catalogue, size: int) -> tuple[dict[str, Any], P
     for name in MODEL_FILES:
         shutil.copy(base_model_folder() / name, folder / name)
     started = time.perf_counter()
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))  # what training records of the pieces
+    config["recurrence"], config["wide_leaps"] = form_measures(pieces, base.tokenizer, seed=0)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     save_measures(folder, [p.tokens for p in pieces], base.tokenizer, [], seed=0)
     measures = time.perf_counter() - started
     index_bytes = sum(f.stat().st_size for f in (folder / "originality").iterdir())

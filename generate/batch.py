@@ -329,10 +329,11 @@ def _bar_seconds(bpm: float, head: list[str]) -> float:
 
 def _recurrence(saved: SavedModel, own: list[list[str]]) -> dict[str, float]:
     """Each style's share of recurring bars as training measured it; for a model trained before that was
-    recorded, its own pieces' share, for every style."""
+    recorded, the share in (at most 200 of) its own pieces, for every style."""
     if saved.config.recurrence:
         return dict(saved.config.recurrence)
-    share = mean_recurrence((decode(tokens, saved.tokenizer) for tokens in own), saved.tokenizer)
+    drawn = own if len(own) <= 200 else random.Random(saved.config.seed).sample(own, 200)
+    share = mean_recurrence((decode(tokens, saved.tokenizer) for tokens in drawn), saved.tokenizer)
     return {style: share for style in saved.config.styles or [DEFAULT_STYLE]}
 
 

@@ -7,6 +7,7 @@ a private temporary folder and moved into place only when complete.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -21,7 +22,7 @@ from urllib.parse import urlparse
 import yt_dlp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from yt_dlp.utils import DownloadError as YtDlpDownloadError
-from yt_dlp.utils import ExtractorError, unsmuggle_url
+from yt_dlp.utils import ExtractorError, PagedList, unsmuggle_url
 
 from ingest.errors import DownloadError, IngestError, InvalidURLError
 from ingest.probe import probe_audio
@@ -162,7 +163,7 @@ def entry_key(entry: dict[str, Any]) -> str:
     item with a guid, otherwise the media URL itself (direct links).
     """
     ie_key, video_id = entry.get("ie_key") or entry.get("extractor_key"), entry.get("id")
-    url, smuggled = unsmuggle_url(entry.get("url") or entry.get("webpage_url") or "")
+    url, smuggled = _unsmuggled(entry.get("url") or entry.get("webpage_url") or "")
     if ie_key and video_id and ie_key.lower() != "generic":
         return f"{ie_key.lower()}:{video_id}"
     if smuggled and smuggled.get("force_videoid"):  # an RSS item's <guid>: the feed's permanent id for it
@@ -170,13 +171,19 @@ def entry_key(entry: dict[str, Any]) -> str:
     return f"url:{url}" if url else f"id:{video_id}"
 
 
+@functools.lru_cache(maxsize=64)
+def _unsmuggled(url: str) -> tuple[str, dict[str, Any] | None]:
+    """yt-dlp's ``unsmuggle_url``, read once per URL (an entry's key and fields read the same URL thrice)."""
+    return unsmuggle_url(url)  # type: ignore[no-any-return]
+
+
 def _entry(raw: dict[str, Any]) -> Entry:
-    url = unsmuggle_url(raw.get("webpage_url") or raw.get("url") or "")[0]
+    url = _unsmuggled(raw.get("webpage_url") or raw.get("url") or "")[0]
     return Entry(
         key=entry_key(raw),
         url=url,
         title=raw.get("title"),
-        webpage_url=unsmuggle_url(raw.get("webpage_url") or "")[0] or None,
+        webpage_url=_unsmuggled(raw.get("webpage_url") or "")[0] or None,
         duration=float(raw["duration"]) if raw.get("duration") else None,
         uploader=raw.get("uploader") or raw.get("channel"),
         upload_date=raw.get("upload_date"),
@@ -199,7 +206,7 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
                 info = ydl.extract_info(url, download=False, process=False)
                 if info is not None and info.get("_type") in ("url", "url_transparent"):
                     info = ydl.process_ie_result(info, download=False)
-                return ydl.sanitize_info(info)  # reads a lazily paged listing to its end
+                return ydl.sanitize_info(read_entries(info))
             except (YtDlpDownloadError, ExtractorError) as error:
                 raise IngestError(f"could not read {url}: {_clean(error)}", reason=classify(str(error))) from error
 
@@ -211,6 +218,15 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
         return PlaylistListing(url=url, title=info.get("title"), entries=entries)
     single = _entry({**info, "url": info.get("webpage_url") or url})
     return PlaylistListing(url=url, title=info.get("title"), entries=[single])
+
+
+def read_entries(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``info`` with its entries as a list: an unprocessed listing may hold a generator or a paged list (YouTube's
+    playlists do), which this reads to its end (yt-dlp's ``sanitize_info`` would write it as its repr)."""
+    entries = (info or {}).get("entries")
+    if info is None or entries is None or isinstance(entries, list):
+        return info
+    return {**info, "entries": entries.getslice() if isinstance(entries, PagedList) else list(entries)}
 
 
 def check_entry(entry: Entry, settings: IngestSettings) -> str | None:

@@ -62,7 +62,12 @@ def piece_ids(piece: Piece, vocab: Vocabulary) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IdStream:
-    """All pieces' ids in one stream, and for every id the transpositions its piece allows."""
+    """All pieces' ids in one stream, and for every id the transpositions its piece allows.
+
+    Held compactly (the whole catalogue's training tokens sit in memory twice, here and in TensorFlow):
+    ids as int16 while the vocabulary fits, shifts as int8 (they lie within ``max_shift``), so a
+    10,000-piece catalogue's 6.6 million tokens take 26 MB instead of 79.
+    """
 
     ids: np.ndarray
     low: np.ndarray  # lowest allowed shift (semitones) at each id
@@ -74,16 +79,16 @@ class IdStream:
 
 def stream_ids(pieces: Sequence[Piece], vocab: Vocabulary, config: TokenizerConfig) -> IdStream:
     """The pieces' ids back to back, each opened by the separator and its style token."""
+    id_type = np.int16 if len(vocab) <= np.iinfo(np.int16).max else np.int32
     parts, lows, highs = [], [], []
     for piece in pieces:
-        ids = piece_ids(piece, vocab)
+        ids = piece_ids(piece, vocab).astype(id_type)
         low, high = transposition_range(piece.tokens, config)
         parts.append(ids)
-        lows.append(np.full(len(ids), low, np.int32))
-        highs.append(np.full(len(ids), high, np.int32))
+        lows.append(np.full(len(ids), low, np.int8))
+        highs.append(np.full(len(ids), high, np.int8))
     if not parts:
-        empty = np.zeros(0, dtype=np.int32)
-        return IdStream(empty, empty, empty)
+        return IdStream(np.zeros(0, id_type), np.zeros(0, np.int8), np.zeros(0, np.int8))
     return IdStream(np.concatenate(parts), np.concatenate(lows), np.concatenate(highs))
 
 
@@ -126,9 +131,8 @@ def streaming_dataset(
     ids, low, high = stream.ids, stream.low, stream.high
     if len(ids) < seq_len + 1:
         pad = seq_len + 1 - len(ids)
-        ids = np.concatenate([ids, np.zeros(pad, dtype=np.int32)])
-        low, high = (np.concatenate([a, np.zeros(pad, dtype=np.int32)]) for a in (low, high))
-    ids_t, low_t, high_t = (tf.constant(a, tf.int32) for a in (ids, low, high))
+        ids, low, high = (np.concatenate([a, np.zeros(pad, dtype=a.dtype)]) for a in (ids, low, high))
+    ids_t, low_t, high_t = (tf.constant(a) for a in (ids, low, high))  # compact, as the stream holds them
     table = tf.constant(shifts, tf.int32) if shifts is not None else None
     offset = (shifts.shape[0] // 2) if shifts is not None else 0
     keys = tf.random.Generator.from_seed(seed)  # its state goes on from epoch to epoch: new keys each time
@@ -137,10 +141,10 @@ def streaming_dataset(
         starts = starts.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def cut(start: Any) -> tuple[Any, Any]:
-        window = tf.reshape(ids_t[start : start + seq_len + 1], [seq_len + 1])  # a static shape for Keras
+        window = tf.cast(tf.reshape(ids_t[start : start + seq_len + 1], [seq_len + 1]), tf.int32)  # static shape
         if table is not None:
-            lo = tf.reduce_max(low_t[start : start + seq_len + 1])
-            hi = tf.reduce_min(high_t[start : start + seq_len + 1])
+            lo = tf.cast(tf.reduce_max(low_t[start : start + seq_len + 1]), tf.int32)
+            hi = tf.cast(tf.reduce_min(high_t[start : start + seq_len + 1]), tf.int32)
             shift = keys.uniform([], minval=lo, maxval=tf.maximum(hi, lo) + 1, dtype=tf.int32)
             window = tf.gather(table[shift + offset], window)
         return window[:-1], window[1:]

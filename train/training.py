@@ -227,6 +227,20 @@ def _drawn(pieces: list[Piece], seed: int, limit: int = STYLE_SAMPLE) -> list[Pi
     return pieces if len(pieces) <= limit else random.Random(seed).sample(pieces, limit)
 
 
+def form_measures(
+    pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each style's share of recurring bars and of wide top-line leaps, over at most ``STYLE_SAMPLE`` of its
+    pieces (what a batch plans its forms and keeps its melodies singable by)."""
+    recurrence: dict[str, float] = {}
+    wide_leaps: dict[str, float] = {}
+    for style in sorted({p.style for p in pieces}):
+        grids = [decode(p.tokens, tokenizer) for p in _drawn([p for p in pieces if p.style == style], seed)]
+        recurrence[style] = round(mean_recurrence(grids, tokenizer), 4)
+        wide_leaps[style] = round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
+    return recurrence, wide_leaps
+
+
 def note_ids(vocab: Vocabulary) -> np.ndarray:
     return np.array([i for i, t in enumerate(vocab.tokens) if t.startswith("Pitch_")], dtype=np.int32)
 
@@ -267,10 +281,7 @@ def fit(
     train_stream = stream_ids(train_pieces, vocab, tokenizer)
     val_stream = stream_ids(val_pieces, vocab, tokenizer)
     bars = sum(t == BAR for p in train_pieces for t in p.tokens)
-    by_style = {
-        style: [decode(p.tokens, tokenizer) for p in _drawn([p for p in pieces if p.style == style], settings.seed)]
-        for style in sorted(styles)
-    }  # each style's form measures, from at most STYLE_SAMPLE of its pieces
+    recurrence, wide_leaps = form_measures(pieces, tokenizer, seed=settings.seed)
     config = ModelConfig(
         vocab_size=len(vocab),
         embedding=settings.embedding,
@@ -284,11 +295,8 @@ def fit(
         tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
         grooves=style_grooves(pieces),
         sounds=style_sounds(pieces),
-        recurrence={style: round(mean_recurrence(grids, tokenizer), 4) for style, grids in by_style.items()},
-        wide_leaps={
-            style: round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
-            for style, grids in by_style.items()
-        },
+        recurrence=recurrence,
+        wide_leaps=wide_leaps,
         seed=settings.seed,
     )
     model = build_model(config)

@@ -40,6 +40,20 @@ def test_a_page_that_points_to_a_feed_lists_the_feeds_entries(server: FeedServer
     assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items[:2]]
 
 
+def test_lazily_listed_entries_are_read_to_their_end() -> None:
+    """YouTube's playlists list their entries as a generator or a paged list (yt-dlp's own types): all are read."""
+    from yt_dlp.utils import OnDemandPagedList
+
+    from ingest.youtube import read_entries
+
+    wanted = [{"_type": "url", "ie_key": "Youtube", "id": f"{i:011d}", "url": f"{i:011d}"} for i in range(7)]
+    paged = OnDemandPagedList(lambda page: wanted[page * 3 : page * 3 + 3], 3)
+    for entries in ((entry for entry in wanted), paged, list(wanted)):
+        info = read_entries({"_type": "playlist", "title": "Lazy", "entries": entries})
+        assert info is not None and info["entries"] == wanted
+    assert read_entries(None) is None and read_entries({"id": "x"}) == {"id": "x"}
+
+
 def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
     item = feed_items[0]
     result = download_audio(server.url(item.filename), tmp_path / "7", LOOPBACK_INGEST)

@@ -58,6 +58,7 @@ def test_split_is_by_whole_piece_and_stable_as_pieces_arrive() -> None:
 def test_windows_are_moved_into_keys_that_fit(corpus_pieces: list[Piece]) -> None:
     vocab = Vocabulary.build(CONFIG, styles=["hymns", "organ"])
     stream = stream_ids(corpus_pieces[:1], vocab, CONFIG)
+    assert (stream.ids.dtype, stream.low.dtype, stream.high.dtype) == (np.int16, np.int8, np.int8)  # 4 bytes a token
     low, high = transposition_range(corpus_pieces[0].tokens, CONFIG)
     shifts = shift_table(vocab, CONFIG)
     plain = np.concatenate([b[0].numpy() for b in streaming_dataset(stream, seq_len=32, stride=32, batch_size=8,
