@@ -125,3 +125,32 @@ def test_runs_opening_a_new_catalogue_at_once_migrate_it_once(home: Home, backen
         with engine.connect() as connection:
             assert len(connection.execute(text("SELECT version_num FROM alembic_version")).all()) == 1
         engine.dispose()
+
+
+def _write_for_a_second(path: str, started: Any) -> None:
+    import sqlite3
+    import time
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("CREATE TABLE first_writer (x)")
+    started.set()
+    time.sleep(1.0)
+    connection.execute("COMMIT")
+
+
+def test_a_new_sqlite_catalogue_waits_for_a_writer_before_turning_to_wal(tmp_path: Path, backend: str) -> None:
+    """SQLite refuses the switch to WAL at once while another process writes a database not yet in WAL mode."""
+    if backend != "sqlite":
+        pytest.skip("a SQLite property")
+    context = multiprocessing.get_context("fork")
+    path, started = str(tmp_path / "new.sqlite"), context.Event()
+    writer = context.Process(target=_write_for_a_second, args=(path, started))
+    writer.start()
+    assert started.wait(30)
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:  # waits for the writer instead of failing with "database is locked"
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("SELECT count(*) FROM first_writer")).scalar() == 0
+    engine.dispose()
+    writer.join(30)
