@@ -37,13 +37,12 @@ from generate.page import write_page
 from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
-from train.base import BASE_NAME, base_model_folder
 from train.dataset import DEFAULT_STYLE
 from train.model import SavedModel, sample
 from train.originality import CopyIndex
-from train.pieces import PIECES_FILE, load_pieces_file
+from train.pieces import PIECES_FILE, load_pieces_file, pieces_behind
 from train.reference import REFERENCE_FILE, Reference, load_reference, reference_features
-from train.structure import mean_recurrence, recurring_bar_share
+from train.structure import drawn, mean_recurrence, recurring_bar_share
 from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
 from train.vocab import SEP, style_token
 from transcribe.analysis import estimate_key
@@ -115,10 +114,7 @@ def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[s
     """(the model's own catalogue pieces, every piece behind it): the quality report reads the first,
     the originality guard the second, which adds the base model's pieces when the model descends from it."""
     own = load_pieces_file(model_folder / PIECES_FILE)
-    behind = list(own)
-    if BASE_NAME in lineage:
-        behind += load_pieces_file(base_model_folder() / PIECES_FILE)
-    return own, behind
+    return own, pieces_behind(own, lineage)
 
 
 @dataclass(frozen=True)
@@ -329,11 +325,11 @@ def _bar_seconds(bpm: float, head: list[str]) -> float:
 
 def _recurrence(saved: SavedModel, own: list[list[str]]) -> dict[str, float]:
     """Each style's share of recurring bars as training measured it; for a model trained before that was
-    recorded, the share in (at most 200 of) its own pieces, for every style."""
+    recorded, the share in (at most ``STYLE_SAMPLE`` of) its own pieces, for every style."""
     if saved.config.recurrence:
         return dict(saved.config.recurrence)
-    drawn = own if len(own) <= 200 else random.Random(saved.config.seed).sample(own, 200)
-    share = mean_recurrence((decode(tokens, saved.tokenizer) for tokens in drawn), saved.tokenizer)
+    pieces = drawn(own, saved.config.seed)
+    share = mean_recurrence((decode(tokens, saved.tokenizer) for tokens in pieces), saved.tokenizer)
     return {style: share for style in saved.config.styles or [DEFAULT_STYLE]}
 
 

@@ -36,19 +36,19 @@ _SYMBOL_MASK = (1 << 62) - 1
 _BELOW_ALL = np.iinfo(np.int64).min  # what a track reads past its end: less than any symbol or separator
 
 
-def invariant_symbols(piece: GridPiece) -> list[tuple[Symbol, bool]]:
-    """(symbol, is_shape) pairs: one shape per onset, plus a motion before each onset but the first."""
+def invariant_symbols(piece: GridPiece) -> list[Symbol]:
+    """One shape per onset, each but the first preceded by a motion: shapes at even places, motions at odd."""
     at: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for n in piece.notes:
         at[n.step].append((n.pitch, n.steps))
-    symbols: list[tuple[Symbol, bool]] = []
+    symbols: list[Symbol] = []
     top, previous = 0, 0
     for number, step in enumerate(sorted(at)):
         notes = sorted(at[step], reverse=True)
         high = notes[0][0]
         if number:
-            symbols.append((("move", step - previous, high - top), False))
-        symbols.append(((tuple(high - p for p, _ in notes), tuple(d for _, d in notes)), True))
+            symbols.append(("move", step - previous, high - top))
+        symbols.append((tuple(high - p for p, _ in notes), tuple(d for _, d in notes)))
         top, previous = high, step
     return symbols
 
@@ -57,7 +57,7 @@ def symbol_ids(piece: GridPiece, memo: dict[Symbol, int] | None = None) -> np.nd
     """The piece's symbols as stable non-negative 62-bit ids (the same in every process): shapes at even places."""
     memo = {} if memo is None else memo
     ids = np.empty(len(symbols := invariant_symbols(piece)), np.int64)
-    for i, (symbol, _) in enumerate(symbols):
+    for i, symbol in enumerate(symbols):
         found = memo.get(symbol)
         if found is None:
             digest = hashlib.blake2b(repr(symbol).encode(), digest_size=8).digest()

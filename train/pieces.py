@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from db.files import atomic_path
+from train.base import BASE_NAME, base_model_folder
 
 PIECES_FILE = "pieces.json.gz"
 
@@ -23,3 +24,9 @@ def load_pieces_file(path: Path) -> list[list[str]]:
     with gzip.open(path, "rt", encoding="utf-8") as source:
         data = json.load(source)
     return [list(p) for p in data]
+
+
+def pieces_behind(own: list[list[str]], lineage: list[str]) -> list[list[str]]:
+    """Every piece a model's tracks are checked for copies of: its own, and the base model's corpus when the
+    model descends from it."""
+    return own + (load_pieces_file(base_model_folder() / PIECES_FILE) if BASE_NAME in lineage else [])

@@ -13,13 +13,13 @@ interval (mean absolute step between successive onsets' top notes), average inte
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from db.files import atomic_path
+from train.structure import drawn
 from train.tokens import GridPiece, TokenizerConfig, decode
 
 FEATURES = ("pitch_count", "pitch_class_histogram", "pitch_range", "avg_pitch_interval", "avg_ioi", "note_length")
@@ -64,8 +64,7 @@ def reference_features(
     pieces: Sequence[Sequence[str]], config: TokenizerConfig, *, limit: int = REFERENCE_PIECES, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """The features of at most ``limit`` of the pieces (token sequences), drawn with ``seed``; only those decoded."""
-    chosen = sorted(random.Random(seed).sample(range(len(pieces)), min(limit, len(pieces))))
-    return features_of([decode(pieces[i], config) for i in chosen], config)
+    return features_of([decode(tokens, config) for tokens in drawn(pieces, seed, limit)], config)
 
 
 def save_reference(path: Path, reference: Reference) -> Path:

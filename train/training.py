@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,9 +23,9 @@ from train.baselines import Score, model_score, prototype_score, unigram_score
 from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.originality import CopyIndex
-from train.pieces import PIECES_FILE, load_pieces_file, save_pieces
+from train.pieces import PIECES_FILE, pieces_behind, save_pieces
 from train.reference import REFERENCE_FILE, reference_features, save_reference
-from train.structure import mean_recurrence, wide_leap_share
+from train.structure import drawn, mean_recurrence, wide_leap_share
 from train.token_store import TokenStore
 from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
 from train.vocab import Vocabulary
@@ -219,14 +218,6 @@ def style_sounds(pieces: Sequence[Piece]) -> dict[str, dict[str, float]]:
     }
 
 
-STYLE_SAMPLE = 200  # pieces per style that its recurrence and leap share are measured on
-
-
-def _drawn(pieces: list[Piece], seed: int, limit: int = STYLE_SAMPLE) -> list[Piece]:
-    """At most ``limit`` of the pieces, drawn with ``seed`` (all of them when there are no more)."""
-    return pieces if len(pieces) <= limit else random.Random(seed).sample(pieces, limit)
-
-
 def form_measures(
     pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -235,7 +226,7 @@ def form_measures(
     recurrence: dict[str, float] = {}
     wide_leaps: dict[str, float] = {}
     for style in sorted({p.style for p in pieces}):
-        grids = [decode(p.tokens, tokenizer) for p in _drawn([p for p in pieces if p.style == style], seed)]
+        grids = [decode(p.tokens, tokenizer) for p in drawn([p for p in pieces if p.style == style], seed)]
         recurrence[style] = round(mean_recurrence(grids, tokenizer), 4)
         wide_leaps[style] = round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
     return recurrence, wide_leaps
@@ -362,8 +353,7 @@ def save_measures(
     the pieces it saw (validation ones too: they are real pieces as well), the originality index over them
     and, for a model descended from the base model, the base model's pieces too, and the quality reference."""
     save_pieces(folder / PIECES_FILE, pieces)
-    behind = pieces + (load_pieces_file(base_model_folder() / PIECES_FILE) if BASE_NAME in lineage else [])
-    CopyIndex.build(behind, tokenizer).save(folder)
+    CopyIndex.build(pieces_behind(pieces, lineage), tokenizer).save(folder)
     save_reference(folder / REFERENCE_FILE, reference_features(pieces, tokenizer, seed=seed))
 
 

@@ -43,10 +43,10 @@ def test_copies_are_found_in_any_key_and_off_the_bar_lines() -> None:
 
 def _longest_by_hand(piece: GridPiece, training: list[GridPiece]) -> int:
     """Every start in the piece against every start in every training piece: the longest run, in onsets."""
-    track = [symbol for symbol, _ in invariant_symbols(piece)]
+    track = invariant_symbols(piece)
     best = 0
     for other in training:
-        theirs = [symbol for symbol, _ in invariant_symbols(other)]
+        theirs = invariant_symbols(other)
         for i in range(0, len(track), 2):  # runs start at an onset's shape
             for j in range(len(theirs)):
                 run = 0
