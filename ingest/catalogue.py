@@ -86,7 +86,7 @@ def record_listing(
         known.update(known_sources(session, list(new)))
     rows = []
     for position, key in enumerate(keys):
-        source_id = known[key].id
+        source_id = known[key]
         if source_id not in linked:
             rows.append({"playlist_id": playlist.id, "source_id": source_id, "position": position})
             linked.add(source_id)
@@ -98,13 +98,16 @@ def record_listing(
 KEYS_PER_QUERY = 500  # under SQLite's limit on bound parameters in one statement
 
 
-def known_sources(session: Session, keys: Sequence[str]) -> dict[str, Source]:
-    """The catalogued sources among ``keys``, by key: one query per ``KEYS_PER_QUERY`` keys, not one per key."""
+def known_sources(session: Session, keys: Sequence[str]) -> dict[str, int]:
+    """The ids of the catalogued sources among ``keys``, by key: one query per ``KEYS_PER_QUERY`` keys, not one
+    per key, reading plain rows (not ORM objects: a 10,000-entry re-submit spent a fifth of its time on them)."""
     wanted = list(dict.fromkeys(keys))
-    found: dict[str, Source] = {}
+    found: dict[str, int] = {}
     for start in range(0, len(wanted), KEYS_PER_QUERY):
         chunk = wanted[start : start + KEYS_PER_QUERY]
-        found.update((source.key, source) for source in session.scalars(select(Source).where(Source.key.in_(chunk))))
+        found.update(
+            (key, id_) for key, id_ in session.execute(select(Source.key, Source.id).where(Source.key.in_(chunk)))
+        )
     return found
 
 
