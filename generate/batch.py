@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def move_into_place(work: Path, parent: Path, name: str) -> Path:
     raise GenerationError(f"no free folder name for {name} in {parent}")
 
 
-def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+def training_pieces(model_folder: Path, lineage: list[str]) -> tuple[list[list[str]], list[Sequence[str]]]:
     """(the model's own catalogue pieces, every piece behind it): the quality report reads the first,
     the originality guard the second, which adds the base model's pieces when the model descends from it."""
     own = load_pieces_file(model_folder / PIECES_FILE)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from train.dataset import IdStream, Windowed
 from transcribe.third_party import import_tensorflow
 
 PROTOTYPE_WINDOW = 100
@@ -81,9 +82,9 @@ def model_score(model: Any, ids: np.ndarray, seq_len: int, note_ids: np.ndarray,
     return Score(total / n, correct / n, n, count_notes(ids, note_ids))
 
 
-def unigram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, note_ids: np.ndarray) -> Score:
-    """Add-one-smoothed training token frequencies, scored on ``val_ids[1:]``."""
-    counts = np.bincount(train_ids, minlength=vocab_size).astype(np.float64) + 1.0
+def unigram_score(train_counts: np.ndarray, val_ids: np.ndarray, note_ids: np.ndarray) -> Score:
+    """Add-one-smoothed training token frequencies (``train_counts``, one per id), scored on ``val_ids[1:]``."""
+    counts = np.asarray(train_counts, np.float64) + 1.0
     log_probs = np.log(counts / counts.sum())
     targets = val_ids[1:]
     accuracy = float((targets == counts.argmax()).mean())
@@ -110,14 +111,23 @@ def build_prototype(vocab_size: int, *, window: int = PROTOTYPE_WINDOW, seed: in
     return model
 
 
-def _prototype_inputs(ids: np.ndarray, targets: np.ndarray, vocab_size: int, window: int) -> np.ndarray:
-    """For each target position t, the ``window`` ids before it scaled to [0, 1] (zeros before the start)."""
-    padded = np.concatenate([np.zeros(window, np.float32), ids.astype(np.float32) / vocab_size])
-    return np.stack([padded[t : t + window] for t in targets])[..., None]
+def _prototype_windows(stream: Windowed, targets: np.ndarray, window: int) -> np.ndarray:
+    """For each target position t, ids ``t - window`` to ``t`` (zeros before the start of the stream)."""
+    starts = np.asarray(targets, np.int64) - window
+    ids, _, _ = stream.windows(np.maximum(starts, 0), window + 1)
+    for row in np.flatnonzero(starts < 0):
+        ids[row] = np.concatenate([np.zeros(-starts[row], ids.dtype), ids[row, : window + 1 + starts[row]]])
+    return ids
+
+
+def _prototype_inputs(ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows from :func:`_prototype_windows` as the prototype reads them: the ids before each target scaled
+    to [0, 1], and the target."""
+    return (ids[:, :-1].astype(np.float32) / vocab_size)[..., None], ids[:, -1]
 
 
 def prototype_score(
-    train_ids: np.ndarray,
+    train: Windowed,
     val_ids: np.ndarray,
     vocab_size: int,
     note_ids: np.ndarray,
@@ -135,11 +145,9 @@ def prototype_score(
     import tensorflow as tf
 
     model = build_prototype(vocab_size, seed=seed)
-    positions = np.arange(1, len(train_ids))
-    stride = max(1, math.ceil(len(positions) / max_windows))
-    chosen = positions[::stride]
-    x = _prototype_inputs(train_ids, chosen, vocab_size, PROTOTYPE_WINDOW)
-    y = train_ids[chosen]
+    stride = max(1, math.ceil((len(train) - 1) / max_windows))
+    chosen = np.arange(1, len(train), stride)
+    x, y = _prototype_inputs(_prototype_windows(train, chosen, PROTOTYPE_WINDOW), vocab_size)
     deadline = time.perf_counter() + budget_seconds
 
     class Budget(tf.keras.callbacks.Callback):  # type: ignore[misc]
@@ -151,7 +159,9 @@ def prototype_score(
     history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=True, callbacks=[Budget()])
     seconds = time.perf_counter() - started
     targets = np.arange(1, len(val_ids))
-    probs = model.predict(_prototype_inputs(val_ids, targets, vocab_size, PROTOTYPE_WINDOW), batch_size=256, verbose=0)
+    val = IdStream(val_ids, np.zeros(len(val_ids), np.int8), np.zeros(len(val_ids), np.int8))
+    inputs, _ = _prototype_inputs(_prototype_windows(val, targets, PROTOTYPE_WINDOW), vocab_size)
+    probs = model.predict(inputs, batch_size=256, verbose=0)
     picked = np.clip(probs[np.arange(len(targets)), val_ids[targets]], 1e-12, 1.0)
     accuracy = float((probs.argmax(-1) == val_ids[targets]).mean())
     score = Score(float(-np.log(picked).mean()), accuracy, len(targets), count_notes(val_ids, note_ids))

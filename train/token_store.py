@@ -15,9 +15,10 @@ import gzip
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from db.files import atomic_path
 from train.tokens import TokenizeError, TokenizerConfig
@@ -41,6 +42,54 @@ def transcription_key(midi_path: Path, grid: dict[str, Any] | None) -> str:
     return digest.hexdigest()[:16]
 
 
+def _read(path: Path) -> list[str]:
+    """A stored file's tokens, interned (one object per distinct token, not per use).
+
+    Raises:
+        TokenizeError: the file records that its piece cannot be tokenised.
+        OSError, EOFError: the file is missing or damaged.
+    """
+    with gzip.open(path, "rt", encoding="utf-8") as stored:
+        text = stored.read()
+    if text.startswith(_SKIPPED):
+        raise TokenizeError(text.removeprefix(_SKIPPED))
+    return [sys.intern(token) for token in text.split()]
+
+
+@dataclass(frozen=True)
+class StoredTokens(Sequence[str]):
+    """A piece's tokens as a sequence read from its stored file on every use, holding nothing in between:
+    a training run reads every piece a few times rather than holding the whole catalogue's tokens."""
+
+    path: Path
+
+    def tokens(self) -> list[str]:
+        """Read once (use this where the tokens are used more than once).
+
+        Raises:
+            OSError: the file went missing (the piece was re-transcribed meanwhile).
+        """
+        try:
+            return _read(self.path)
+        except (OSError, EOFError, TokenizeError) as error:
+            raise OSError(
+                f"stored tokens {self.path.name} changed while in use (re-transcribed meanwhile?): run again"
+            ) from error
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tokens())
+
+    def __len__(self) -> int:
+        return len(self.tokens())
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self.tokens()[index]
+
+
 class TokenStore:
     """The stored tokens of one tokenizer."""
 
@@ -57,16 +106,29 @@ class TokenStore:
             TokenizeError: the piece cannot be tokenised (now, or when it was first tried).
             OSError: the MIDI file cannot be read.
         """
+        tokens, _ = self._resolve(source_id, midi_path, grid, compute)
+        return tokens
+
+    def stored(
+        self, source_id: int, midi_path: Path, grid: dict[str, Any] | None, compute: Callable[[], list[str]]
+    ) -> StoredTokens:
+        """The piece's tokens as a handle on their stored file (computed and stored first where missing).
+
+        Raises:
+            TokenizeError: the piece cannot be tokenised (now, or when it was first tried).
+            OSError: the MIDI file cannot be read.
+        """
+        _, path = self._resolve(source_id, midi_path, grid, compute)
+        return StoredTokens(path)
+
+    def _resolve(
+        self, source_id: int, midi_path: Path, grid: dict[str, Any] | None, compute: Callable[[], list[str]]
+    ) -> tuple[list[str], Path]:
         path = self.folder / f"{source_id}-{transcription_key(midi_path, grid)}.tokens.gz"
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as stored:
-                text = stored.read()
-        except (OSError, EOFError):
-            text = None
-        if text is not None:
-            if text.startswith(_SKIPPED):
-                raise TokenizeError(text.removeprefix(_SKIPPED))
-            return [sys.intern(token) for token in text.split()]  # one object per distinct token, not per use
+            return _read(path), path
+        except (OSError, EOFError):  # not stored yet, or damaged (cut off mid-write, say)
+            pass
         self.computed += 1
         try:
             tokens = compute()
@@ -74,7 +136,7 @@ class TokenStore:
             self._write(path, source_id, f"{_SKIPPED}{error}")
             raise
         self._write(path, source_id, " ".join(tokens))
-        return [sys.intern(token) for token in tokens]
+        return [sys.intern(token) for token in tokens], path
 
     def _write(self, path: Path, source_id: int, text: str) -> None:
         for stale in self.folder.glob(f"{source_id}-*.tokens.gz"):  # an earlier transcription's

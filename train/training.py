@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,7 +21,16 @@ from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState
 from db.queries import current_model
 from train.base import BASE_NAME, base_model_folder
 from train.baselines import Score, model_score, prototype_score, unigram_score
-from train.dataset import DEFAULT_STYLE, Piece, shift_table, split_pieces, stream_ids, streaming_dataset, window_count
+from train.dataset import (
+    DEFAULT_STYLE,
+    IdFile,
+    Piece,
+    shift_table,
+    split_pieces,
+    stream_ids,
+    streaming_dataset,
+    window_count,
+)
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, pieces_behind, save_pieces
@@ -53,8 +63,9 @@ class TrainSettings:
     min_steps: int = 20
     seq_len: int = 192
     stride: int = 24
-    # At most this many windows an epoch (the stride grows past it): a nightly retrain of a few hundred
-    # pieces stays within about 12 epochs x 3,000 windows x 192 tokens, under half an hour on 2 cores.
+    # At most this many windows an epoch, a new random sample of them each epoch once there are more: a
+    # nightly retrain stays within about 12 epochs x 3,000 windows x 192 tokens, under half an hour on 2
+    # cores, however large the catalogue.
     max_windows: int = 3000
     validation_share: float = 0.2
     # At most this many validation pieces (those of the lowest hashes): a large catalogue's validation,
@@ -156,8 +167,12 @@ def accepted_pieces(session: Session, licence: str | None = None) -> list[Accept
 def load_pieces(
     rows: Sequence[AcceptedPiece], tokenizer: TokenizerConfig, tokens_dir: Path | None = None
 ) -> tuple[list[Piece], Counter[str]]:
-    """The rows' token sequences, read from ``tokens_dir``'s store where a piece was tokenised before (and
-    stored there when not); a piece that cannot be tokenised is skipped and counted by reason."""
+    """The rows' pieces, a piece that cannot be tokenised skipped and counted by reason.
+
+    With ``tokens_dir``, each piece's tokens are stored there (tokenised now where they were not before)
+    and the pieces hold only a handle on their file (``StoredTokens``), read again on each use: the
+    catalogue's tokens are never all in memory. Without, they are tokenised and held as lists.
+    """
     pieces: list[Piece] = []
     skipped: Counter[str] = Counter()
     store = TokenStore(tokens_dir, tokenizer) if tokens_dir is not None else None
@@ -169,7 +184,7 @@ def load_pieces(
             return piece_tokens(midi, grid, tokenizer)
 
         try:
-            tokens = store.tokens(row.source_id, midi, row.grid, compute) if store else compute()
+            tokens: Sequence[str] = store.stored(row.source_id, midi, row.grid, compute) if store else compute()
         except TokenizeError as error:
             log.warning("piece %d not used for training: %s", row.source_id, error)
             skipped[str(error).split(":")[0]] += 1
@@ -269,85 +284,101 @@ def fit(
         styles.setdefault(piece.style, []).append(round(piece.tempo, 1))
     inherited = warm_start.vocab.styles if warm_start is not None else []
     vocab = Vocabulary.build(tokenizer, styles=[*styles, *inherited])
-    train_stream = stream_ids(train_pieces, vocab, tokenizer)
-    val_stream = stream_ids(val_pieces, vocab, tokenizer)
-    bars = sum(t == BAR for p in train_pieces for t in p.tokens)
-    recurrence, wide_leaps = form_measures(pieces, tokenizer, seed=settings.seed)
-    config = ModelConfig(
-        vocab_size=len(vocab),
-        embedding=settings.embedding,
-        units=tuple(settings.units),
-        dropout=settings.dropout,
-        seq_len=settings.seq_len,
-        learning_rate=settings.learning_rate,
-        tempos=sorted({round(p.tempo, 1) for p in pieces}),
-        styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
-        headers={style: [p.tokens[:2] for p in pieces if p.style == style] for style in sorted(styles)},
-        tokens_per_bar=sum(len(p.tokens) for p in train_pieces) / max(bars, 1),
-        grooves=style_grooves(pieces),
-        sounds=style_sounds(pieces),
-        recurrence=recurrence,
-        wide_leaps=wide_leaps,
-        seed=settings.seed,
-    )
-    model = build_model(config)
-    shared = warm_start_weights(model, vocab, warm_start) if warm_start is not None else 0
-    stride = max(settings.stride, math.ceil(len(train_stream) / settings.max_windows))
-    windows = window_count(len(train_stream), settings.seq_len, stride)
-    batch_size = max(settings.min_batch_size, min(settings.batch_size, windows // settings.min_steps))
-    train_data = streaming_dataset(
-        train_stream, seq_len=settings.seq_len, stride=stride, batch_size=batch_size, shuffle=True,
-        seed=settings.seed, shifts=shift_table(vocab, tokenizer) if settings.augment else None,
-    )  # fmt: skip
-    val_data = streaming_dataset(
-        val_stream, seq_len=settings.seq_len, stride=settings.seq_len, batch_size=batch_size,
-        shuffle=False, seed=settings.seed,
-    )  # fmt: skip
-    started = time.perf_counter()
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=settings.epochs,
-        verbose=0,
-        callbacks=[
-            tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
-        ],
-    )
-    seconds = time.perf_counter() - started
-    notes = note_ids(vocab)
-    score = model_score(model, val_stream.ids, settings.seq_len, notes)
-    if not math.isfinite(score.nll):
-        raise TrainingError(f"training diverged: validation loss {score.nll}")
-    epochs = len(history.history["loss"])
-    unigram = unigram_score(train_stream.ids, val_stream.ids, len(vocab), notes)
-    metrics: dict[str, Any] = {
-        **score.to_dict(),
-        "perplexity": round(math.exp(score.nll), 3),
-        "baselines": {"unigram": unigram.to_dict()},
-        "epochs": epochs,
-        "train_tokens": len(train_stream),
-        "val_tokens": len(val_stream),
-        "vocab_size": len(vocab),
-        "tokenizer": tokenizer.version,
-        "styles": {style: len(tempos) for style, tempos in styles.items()},
-        "batch_size": batch_size,
-        "stride": stride,
-        "train_seconds": round(seconds, 2),
-        "tokens_per_second": round(epochs * windows * settings.seq_len / seconds, 1),
-        "warm_start_tokens": shared,
-        "validation_source_ids": [p.source_id for p in val_pieces],
-    }
-    if settings.prototype_epochs > 0:
-        proto, run = prototype_score(
-            train_stream.ids, val_stream.ids, len(vocab), notes, epochs=settings.prototype_epochs,
-            budget_seconds=settings.prototype_seconds, seed=settings.seed,
+    with tempfile.TemporaryDirectory(prefix="tunesmith-train-") as work:
+        # Each training piece's tokens are read once, into a file of ids that the epochs read a window at a
+        # time; only validation's (a bounded number of pieces) are held.
+        train_stream = IdFile(Path(work) / "train.ids", vocab, tokenizer)
+        heads: dict[int, list[str]] = {}
+        bars = train_tokens = 0
+        for piece in train_pieces:
+            tokens = list(piece.tokens)
+            train_stream.add(piece.style, tokens)
+            heads[piece.source_id] = tokens[:2]
+            bars += tokens.count(BAR)
+            train_tokens += len(tokens)
+        train_stream.close()
+        val_pieces = [dataclasses.replace(p, tokens=list(p.tokens)) for p in val_pieces]
+        heads.update((p.source_id, list(p.tokens[:2])) for p in val_pieces)
+        val_stream = stream_ids(val_pieces, vocab, tokenizer)
+        recurrence, wide_leaps = form_measures(pieces, tokenizer, seed=settings.seed)
+        config = ModelConfig(
+            vocab_size=len(vocab),
+            embedding=settings.embedding,
+            units=tuple(settings.units),
+            dropout=settings.dropout,
+            seq_len=settings.seq_len,
+            learning_rate=settings.learning_rate,
+            tempos=sorted({round(p.tempo, 1) for p in pieces}),
+            styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
+            headers={style: [heads[p.source_id] for p in pieces if p.style == style] for style in sorted(styles)},
+            tokens_per_bar=train_tokens / max(bars, 1),
+            grooves=style_grooves(pieces),
+            sounds=style_sounds(pieces),
+            recurrence=recurrence,
+            wide_leaps=wide_leaps,
+            seed=settings.seed,
+        )
+        model = build_model(config)
+        shared = warm_start_weights(model, vocab, warm_start) if warm_start is not None else 0
+        windows = min(window_count(len(train_stream), settings.seq_len, settings.stride), settings.max_windows)
+        batch_size = max(settings.min_batch_size, min(settings.batch_size, windows // settings.min_steps))
+        train_data = streaming_dataset(
+            train_stream, seq_len=settings.seq_len, stride=settings.stride, batch_size=batch_size, shuffle=True,
+            seed=settings.seed, shifts=shift_table(vocab, tokenizer) if settings.augment else None,
+            max_windows=settings.max_windows,
         )  # fmt: skip
-        metrics["baselines"]["prototype"] = proto.to_dict() | run
+        val_data = streaming_dataset(
+            val_stream, seq_len=settings.seq_len, stride=settings.seq_len, batch_size=batch_size,
+            shuffle=False, seed=settings.seed,
+        )  # fmt: skip
+        started = time.perf_counter()
+        history = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=settings.epochs,
+            verbose=0,
+            callbacks=[
+                tf.keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=settings.patience, restore_best_weights=True
+                )
+            ],
+        )
+        seconds = time.perf_counter() - started
+        notes = note_ids(vocab)
+        score = model_score(model, val_stream.ids, settings.seq_len, notes)
+        if not math.isfinite(score.nll):
+            raise TrainingError(f"training diverged: validation loss {score.nll}")
+        epochs = len(history.history["loss"])
+        unigram = unigram_score(train_stream.counts(len(vocab)), val_stream.ids, notes)
+        metrics: dict[str, Any] = {
+            **score.to_dict(),
+            "perplexity": round(math.exp(score.nll), 3),
+            "baselines": {"unigram": unigram.to_dict()},
+            "epochs": epochs,
+            "train_tokens": len(train_stream),
+            "val_tokens": len(val_stream),
+            "vocab_size": len(vocab),
+            "tokenizer": tokenizer.version,
+            "styles": {style: len(tempos) for style, tempos in styles.items()},
+            "batch_size": batch_size,
+            "stride": settings.stride,
+            "windows_per_epoch": windows,
+            "train_seconds": round(seconds, 2),
+            "tokens_per_second": round(epochs * windows * settings.seq_len / seconds, 1),
+            "warm_start_tokens": shared,
+            "validation_source_ids": [p.source_id for p in val_pieces],
+        }
+        if settings.prototype_epochs > 0:
+            proto, run = prototype_score(
+                train_stream, val_stream.ids, len(vocab), notes, epochs=settings.prototype_epochs,
+                budget_seconds=settings.prototype_seconds, seed=settings.seed,
+            )  # fmt: skip
+            metrics["baselines"]["prototype"] = proto.to_dict() | run
     return SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model), metrics
 
 
 def save_measures(
-    folder: Path, pieces: list[list[str]], tokenizer: TokenizerConfig, lineage: list[str], *, seed: int
+    folder: Path, pieces: Sequence[Sequence[str]], tokenizer: TokenizerConfig, lineage: list[str], *, seed: int
 ) -> None:
     """Save beside a model what its batches are checked against, built once here rather than every night:
     the pieces it saw (validation ones too: they are real pieces as well), the originality index over them

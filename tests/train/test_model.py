@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from music21 import corpus
 
-from train.dataset import Piece, shift_table, split_pieces, stream_ids, streaming_dataset
+from train.dataset import IdFile, Piece, shift_table, split_pieces, stream_ids, streaming_dataset
 from train.model import Grammar, SavedModel, build_model, sample, warm_start_weights
 from train.scores import score_tokens
-from train.tokens import TokenizerConfig, decode, shift_key, transposition_range
+from train.tokens import GridNote, GridPiece, TokenizerConfig, decode, encode, shift_key, transposition_range
 from train.training import TrainSettings, fit
 from train.vocab import Vocabulary, style_token
 
@@ -74,6 +74,40 @@ def test_windows_are_moved_into_keys_that_fit(corpus_pieces: list[Piece]) -> Non
         keys.add(key)
     assert len(keys) >= 4  # several keys, not one normalised key
     assert keys <= {shift_key(original, s) for s in range(low, high + 1)}  # only keys that keep it in range
+
+
+def test_training_reads_its_windows_from_a_file_the_same_as_from_memory(
+    corpus_pieces: list[Piece], tmp_path: Path
+) -> None:
+    vocab = Vocabulary.build(CONFIG, styles=["hymns", "organ"])
+    high = GridPiece(4, (GridNote(0, CONFIG.pitch_high - 2, 4), GridNote(4, CONFIG.pitch_low + 1, 4)))  # no room
+    pieces = [*corpus_pieces[:3], Piece(9, encode(high, CONFIG), 90.0, style="organ"), *corpus_pieces[3:]]
+    memory = stream_ids(pieces, vocab, CONFIG)
+    on_disk = IdFile(tmp_path / "train.ids", vocab, CONFIG)
+    for piece in pieces:
+        on_disk.add(piece.style, piece.tokens)
+    on_disk.close()
+    assert len(on_disk) == len(memory) and on_disk.pieces == len(pieces)
+    assert (tmp_path / "train.ids").stat().st_size == 2 * len(memory)  # int16 ids: the pieces are on disk
+    starts = np.array([0, 1, 17, len(memory) - 70, len(memory) - 3, *range(5, len(memory), 97)])
+    for got, expected in zip(on_disk.windows(starts, 65), memory.windows(starts, 65), strict=True):
+        np.testing.assert_array_equal(got, expected)  # ids (zero past the end) and each window's key range
+    assert transposition_range(pieces[3].tokens, CONFIG)[1] < transposition_range(pieces[2].tokens, CONFIG)[1]
+    across = on_disk.ends[2] - 10  # a window from the third piece into the high one takes the narrower range
+    assert on_disk.windows(np.array([across]), 65)[2][0] == transposition_range(pieces[3].tokens, CONFIG)[1]
+    np.testing.assert_array_equal(on_disk.counts(len(vocab)), np.bincount(memory.ids, minlength=len(vocab)))
+
+
+def test_an_epoch_reads_a_new_sample_of_a_large_stream(corpus_pieces: list[Piece]) -> None:
+    vocab = Vocabulary.build(CONFIG, styles=["hymns", "organ"])
+    stream = stream_ids(corpus_pieces, vocab, CONFIG)
+    data = streaming_dataset(stream, seq_len=32, stride=8, batch_size=16, shuffle=True, seed=3, max_windows=40)
+    epochs = [np.concatenate([b[0].numpy() for b in data]) for _ in range(3)]
+    assert [len(e) for e in epochs] == [40, 40, 40]  # the bound, every epoch
+    firsts = [{tuple(w[:8]) for w in e} for e in epochs]
+    assert firsts[0] != firsts[1] and len(firsts[0] | firsts[1] | firsts[2]) > 60  # not the same windows each time
+    every = {tuple(stream.ids[s : s + 8]) for s in range(0, len(stream) - 32, 8)}
+    assert firsts[0] <= every  # each a window of the stream, at the stride
 
 
 def test_style_tokens_open_each_piece_and_are_never_sampled() -> None:

@@ -73,3 +73,18 @@ def test_a_damaged_stored_file_is_computed_again(tmp_path: Path, chorale_midis: 
     (stored,) = store.folder.glob("5-*.tokens.gz")
     stored.write_bytes(gzip.compress(b"Bar Pitch_60")[:10])  # cut off mid-write by a full disk, say
     assert store.tokens(5, chorale_midis[2], None, compute) == tokens and compute.calls == 2
+
+
+def test_a_stored_handle_reads_the_tokens_each_time_and_holds_none(tmp_path: Path, chorale_midis: list[Path]) -> None:
+    midi = tmp_path / "8.mid"
+    shutil.copy(chorale_midis[0], midi)
+    store, compute = TokenStore(tmp_path / "tokens", CONFIG), Counting(midi)
+    handle = store.stored(8, midi, None, compute)
+    expected = piece_tokens(chorale_midis[0], None, CONFIG)
+    assert list(handle) == expected and handle[:2] == expected[:2] and len(handle) == len(expected)
+    assert vars(handle) == {"path": handle.path} and compute.calls == 1  # a path, not the tokens
+    assert store.stored(8, midi, None, compute) == handle and compute.calls == 1
+    shutil.copy(chorale_midis[1], midi)  # re-transcribed while a training run holds the old handle
+    store.stored(8, midi, None, compute)
+    with pytest.raises(OSError, match="stored tokens"):
+        list(handle)
