@@ -37,7 +37,8 @@ from db.catalogue import open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from db.models import Source, SourceState  # noqa: E402
 from ingest.catalogue import ingest_urls  # noqa: E402
-from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer, serve  # noqa: E402
+from sample.feed import LOOPBACK_INGEST, FeedItem  # noqa: E402
+from tests.faults import Fault, FaultyServer, serve_with_faults  # noqa: E402
 
 GOOD = 40
 SECONDS = 8
@@ -52,7 +53,7 @@ def tone(path: Path, index: int, seconds: float, *, rate: int = 22050) -> None:
     )
 
 
-def build_playlist(server: FeedServer) -> tuple[str, dict[str, str]]:
+def build_playlist(server: FaultyServer) -> tuple[str, dict[str, str]]:
     """Write the 50 files and the feed; return its URL and the expected reason per broken guid."""
     root = server.root
     items = []
@@ -121,7 +122,7 @@ def snapshot(home: Home) -> dict[str, object]:
     return {"sources": rows, "files": files}
 
 
-def audio_requests(server: FeedServer, since: int) -> int:
+def audio_requests(server: FaultyServer, since: int) -> int:
     return sum(1 for r in server.requests[since:] if r.endswith(".mp3"))
 
 
@@ -170,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         site.mkdir()
-        with serve(site) as server:
+        with serve_with_faults(site) as server:
             url, expected = build_playlist(server)
 
             home = Home.at(Path(tmp) / "whole").ensure()

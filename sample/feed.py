@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -50,13 +49,29 @@ def feed_xml(base_url: str, title: str, items: Sequence[FeedItem]) -> str:
     )
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+class RequestLog(SimpleHTTPRequestHandler):
+    """Serves the folder quietly, noting each request's path in the server's ``requests``."""
+
+    server: _Server
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+    def do_HEAD(self) -> None:
+        self.server.requests.append(f"HEAD {self.path}")
+        super().do_HEAD()
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, root: Path, handler: type[RequestLog]) -> None:
+        super().__init__(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+        self.requests: list[str] = []
 
     def handle_error(self, request: object, client_address: object) -> None:
         """yt-dlp probes a file and hangs up mid-transfer: that is not an error worth a traceback."""
@@ -67,42 +82,19 @@ class _Server(ThreadingHTTPServer):
 
 
 @dataclass
-class Fault:
-    """What the server does wrong for one path, ``times`` times (``None``: for ever).
-
-    ``status``: answer with this HTTP error instead of the file. ``truncate``: promise the whole
-    file, send half, hang up. ``delay``: wait this many seconds before answering. ``after``: answer
-    the first ``after`` requests properly (a site that fails mid-way: the extractor's request works,
-    the download's does not).
-    """
-
-    status: int | None = None
-    truncate: bool = False
-    delay: float = 0.0
-    times: int | None = None
-    after: int = 0
-    seen: int = 0
-    served: int = 0
-
-    def active(self) -> bool:
-        return self.seen > self.after and (self.times is None or self.served < self.times)
-
-
-@dataclass
 class FeedServer:
-    """A running loopback server; ``url(name)`` gives a served file's URL.
-
-    ``faults`` maps a path (``"/name.mp3"``) to a :class:`Fault`, so tests and benches can play
-    the parts of a rate-limiting, failing, slow or flaky site with real HTTP.
-    """
+    """A running loopback server; ``url(name)`` gives a served file's URL, ``requests`` every path asked for."""
 
     root: Path
-    port: int
-    requests: list[str]
-    faults: dict[str, Fault] = field(default_factory=dict)
+    httpd: _Server
 
-    def fail(self, name: str, fault: Fault) -> None:
-        self.faults[f"/{name}"] = fault
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def requests(self) -> list[str]:
+        return self.httpd.requests
 
     @property
     def base_url(self) -> str:
@@ -118,64 +110,13 @@ class FeedServer:
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[FeedServer]:
+def serve(root: Path, *, handler: type[RequestLog] = RequestLog) -> Iterator[FeedServer]:
     """Serve ``root`` on 127.0.0.1 (a free port) in a background thread until the block ends."""
-    requests: list[str] = []
-    faults: dict[str, Fault] = {}
-    lock = threading.Lock()
-
-    class Handler(_QuietHandler):
-        def _fault(self) -> Fault | None:
-            with lock:
-                fault = faults.get(self.path.split("?")[0])
-                if fault is None:
-                    return None
-                fault.seen += 1
-                if not fault.active():
-                    return None
-                fault.served += 1
-                return fault
-
-        def _misbehave(self, fault: Fault, *, body: bool) -> bool:
-            """Play ``fault``; True when the request has been answered."""
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.status:
-                self.send_response(fault.status)
-                self.send_header("Content-Length", "0")
-                if fault.status == 429:
-                    self.send_header("Retry-After", "1")
-                self.end_headers()
-                return True
-            if fault.truncate:
-                data = (Path(self.directory) / self.path.lstrip("/").split("?")[0]).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Type", "audio/mpeg")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(data[: len(data) // 2])
-                self.close_connection = True
-                return True
-            return False
-
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            fault = self._fault()
-            if fault is None or not self._misbehave(fault, body=True):
-                super().do_GET()
-
-        def do_HEAD(self) -> None:
-            requests.append(f"HEAD {self.path}")
-            fault = self._fault()
-            if fault is None or not self._misbehave(fault, body=False):
-                super().do_HEAD()
-
-    server = _Server(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    server = _Server(root, handler)
     thread = threading.Thread(target=server.serve_forever, name="tunesmith-feed", daemon=True)
     thread.start()
     try:
-        yield FeedServer(root=root, port=server.server_address[1], requests=requests, faults=faults)
+        yield FeedServer(root=root, httpd=server)
     finally:
         server.shutdown()
         server.server_close()

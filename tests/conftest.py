@@ -14,8 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from db.catalogue import Catalogue, open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from sample.corpus import RenderedPiece, hammered_note, render_pieces, render_score  # noqa: E402
-from sample.feed import FeedItem, FeedServer, serve  # noqa: E402
+from sample.feed import FeedItem  # noqa: E402
 from tests.databases import empty_postgres_database  # noqa: E402
+from tests.faults import FaultyServer, serve_with_faults  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +51,8 @@ def hammered(sample_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(sample_dir: Path) -> Iterator[FeedServer]:
-    with serve(sample_dir) as running:
+def server(sample_dir: Path) -> Iterator[FaultyServer]:
+    with serve_with_faults(sample_dir) as running:
         yield running
 
 

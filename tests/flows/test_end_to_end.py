@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from db.home import Home
 from sample.corpus import RenderedPiece
-from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem
+from tests.faults import Fault, FaultyServer
 from tests.generate.test_page import page_links
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
@@ -34,7 +35,7 @@ def prefect_harness() -> Iterator[None]:
 def test_submit_train_generate_pull(
     prefect_harness: None,
     home: Home,
-    server: FeedServer,
+    server: FaultyServer,
     feed_items: list[FeedItem],
     pieces: list[RenderedPiece],
     tmp_path: Path,
@@ -193,7 +194,7 @@ def _users_shell() -> dict[str, str]:
 @pytest.mark.network
 @pytest.mark.parametrize("failure", ["timeout", "refused", "unresolved"])
 def test_a_site_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(
-    prefect_harness: None, home: Home, server: FeedServer, monkeypatch: pytest.MonkeyPatch, failure: str
+    prefect_harness: None, home: Home, server: FaultyServer, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     from db.catalogue import open_catalogue
     from db.models import Playlist, Source
@@ -233,7 +234,7 @@ def test_a_site_that_cannot_be_reached_is_one_line_and_a_non_zero_exit(
 @pytest.mark.network
 @pytest.mark.both_databases
 def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
-    home: Home, server: FeedServer, feed_items: list[FeedItem]
+    home: Home, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     """Two `tunesmith submit` processes on overlapping playlists (the same entries under two URLs), into one home."""
     from db.catalogue import open_catalogue

@@ -26,8 +26,9 @@ from db.home import Home
 from db.models import Source, SourceState, Transcription
 from flows.service import Service
 from sample.corpus import RenderedPiece
-from sample.feed import Fault, FeedItem, FeedServer
+from sample.feed import FeedItem
 from tests.databases import empty_postgres_database
+from tests.faults import Fault, FaultyServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
@@ -116,7 +117,7 @@ def _consistent(home: Home) -> dict[SourceState, int]:
 
 
 def test_submit_runs_the_ingest_deployment_on_the_worker(
-    as_service_home: Service, server: FeedServer, pieces: list[RenderedPiece]
+    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
 ) -> None:
     service = as_service_home
     items = [FeedItem(p.audio_path.name, p.title, f"service:{p.name}", p.duration) for p in pieces[:2]]
@@ -173,7 +174,7 @@ def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service) -> None:
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
-    as_service_home: Service, server: FeedServer, pieces: list[RenderedPiece]
+    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
 ) -> None:
     service = as_service_home
     from pydub import AudioSegment

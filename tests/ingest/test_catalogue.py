@@ -9,7 +9,8 @@ from db.catalogue import Catalogue
 from db.models import PlaylistEntry, Source, SourceState
 from ingest.catalogue import download_source, pending_source_ids, record_listing
 from ingest.youtube import list_playlist
-from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem
+from tests.faults import Fault, FaultyServer
 
 pytestmark = [pytest.mark.network, pytest.mark.both_databases]
 SETTINGS = LOOPBACK_INGEST
@@ -24,7 +25,7 @@ def _ingest(catalogue: Catalogue, url: str) -> list[int]:
 
 
 def test_resubmitting_a_playlist_downloads_nothing(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     url = server.write_feed("twice.xml", "Twice", feed_items[:2])
     assert _ingest(catalogue, url) == [True, True]
@@ -38,7 +39,7 @@ def test_resubmitting_a_playlist_downloads_nothing(
 
 
 def test_same_audio_under_two_urls_is_kept_once(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     original = feed_items[0]
     shutil.copy(server.root / original.filename, server.root / "copy-of-first.mp3")
@@ -52,7 +53,7 @@ def test_same_audio_under_two_urls_is_kept_once(
 
 
 def test_broken_entries_get_reasons_and_the_rest_goes_on(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     broken = [
         FeedItem("missing.mp3", "Deleted video", "test:404"),
@@ -69,7 +70,7 @@ def test_broken_entries_get_reasons_and_the_rest_goes_on(
 
 
 def test_a_download_finished_by_a_killed_run_is_adopted_not_fetched_again(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     listing = list_playlist(server.write_feed("killed.xml", "Killed", feed_items[:1]), SETTINGS)
     with catalogue.sessions.begin() as session:
@@ -84,7 +85,7 @@ def test_a_download_finished_by_a_killed_run_is_adopted_not_fetched_again(
 
 
 def test_a_few_downloads_run_at_once_each_fetched_once(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     import time
 

@@ -13,19 +13,20 @@ from db.catalogue import Catalogue
 from db.models import Source, SourceState
 from ingest.catalogue import download_source, pending_source_ids, record_listing
 from ingest.youtube import list_playlist
-from sample.feed import LOOPBACK_INGEST, Fault, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem
+from tests.faults import Fault, FaultyServer
 
 pytestmark = pytest.mark.network
 SETTINGS = LOOPBACK_INGEST  # 2 retries, 0.05 s back-off doubling
 
 
-def _copy(server: FeedServer, item: FeedItem, name: str) -> str:
+def _copy(server: FaultyServer, item: FeedItem, name: str) -> str:
     """A fresh copy of a rendered piece under ``name`` (each test gets its own path and fault)."""
     shutil.copy(server.root / item.filename, server.root / name)
     return name
 
 
-def _ingest_one(catalogue: Catalogue, server: FeedServer, item: FeedItem) -> Source:
+def _ingest_one(catalogue: Catalogue, server: FaultyServer, item: FeedItem) -> Source:
     listing = list_playlist(server.write_feed(f"{item.guid}.xml", item.title, [item]), SETTINGS)
     with catalogue.sessions.begin() as session:
         record_listing(session, listing, SETTINGS)
@@ -38,7 +39,7 @@ def _ingest_one(catalogue: Catalogue, server: FeedServer, item: FeedItem) -> Sou
     return source
 
 
-def _gets(server: FeedServer, name: str) -> int:
+def _gets(server: FaultyServer, name: str) -> int:
     return sum(1 for r in server.requests if r == f"/{name}")
 
 
@@ -50,7 +51,7 @@ def _assert_no_file(catalogue: Catalogue, source: Source) -> None:
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_transient_errors_are_retried_then_succeed(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem], status: int
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem], status: int
 ) -> None:
     name = _copy(server, feed_items[0], f"flaky-{status}.mp3")
     server.fail(name, Fault(status=status, times=2))
@@ -62,7 +63,7 @@ def test_transient_errors_are_retried_then_succeed(
 
 @pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (500, "server_error")])
 def test_persistent_transient_errors_give_up_after_bounded_retries(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem], status: int, reason: str
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem], status: int, reason: str
 ) -> None:
     name = _copy(server, feed_items[0], f"down-{status}.mp3")
     server.fail(name, Fault(status=status))
@@ -74,7 +75,7 @@ def test_persistent_transient_errors_give_up_after_bounded_retries(
     _assert_no_file(catalogue, source)
 
 
-def test_permanent_errors_are_not_retried(catalogue: Catalogue, server: FeedServer) -> None:
+def test_permanent_errors_are_not_retried(catalogue: Catalogue, server: FaultyServer) -> None:
     source = _ingest_one(catalogue, server, FeedItem("gone.mp3", "Deleted video", "gone"))
     assert (source.state, source.reason) == (SourceState.REJECTED, "unavailable")
     assert "attempts" not in (source.reason_detail or "")
@@ -82,21 +83,21 @@ def test_permanent_errors_are_not_retried(catalogue: Catalogue, server: FeedServ
     _assert_no_file(catalogue, source)
 
 
-def test_forbidden_is_its_own_reason(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_forbidden_is_its_own_reason(catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]) -> None:
     name = _copy(server, feed_items[0], "forbidden.mp3")
     server.fail(name, Fault(status=403))
     source = _ingest_one(catalogue, server, FeedItem(name, "Private upload", "forbidden"))
     assert (source.state, source.reason) == (SourceState.REJECTED, "forbidden")
 
 
-def test_a_file_that_is_not_audio_is_rejected(catalogue: Catalogue, server: FeedServer) -> None:
+def test_a_file_that_is_not_audio_is_rejected(catalogue: Catalogue, server: FaultyServer) -> None:
     (server.root / "page.mp3").write_text("<html><body>This video is no longer available</body></html>" * 50)
     source = _ingest_one(catalogue, server, FeedItem("page.mp3", "Not audio", "not-audio"))
     assert (source.state, source.reason) == (SourceState.REJECTED, "not_audio")
     _assert_no_file(catalogue, source)
 
 
-def test_a_truncated_file_is_rejected(catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_a_truncated_file_is_rejected(catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]) -> None:
     whole = (server.root / feed_items[0].filename).read_bytes()
     (server.root / "cut.mp3").write_bytes(whole[: len(whole) // 3])
     source = _ingest_one(catalogue, server, FeedItem("cut.mp3", "Cut short", "cut", feed_items[0].duration))
@@ -106,7 +107,7 @@ def test_a_truncated_file_is_rejected(catalogue: Catalogue, server: FeedServer, 
 
 
 def test_a_transfer_cut_off_once_is_retried(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     name = _copy(server, feed_items[1], "hangup.mp3")
     server.fail(name, Fault(truncate=True, times=1))
@@ -116,7 +117,7 @@ def test_a_transfer_cut_off_once_is_retried(
 
 
 def test_a_slow_server_times_out_then_recovers(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     name = _copy(server, feed_items[2], "slow.mp3")
     server.fail(name, Fault(delay=SETTINGS.socket_timeout + 1, times=1))
@@ -125,7 +126,7 @@ def test_a_slow_server_times_out_then_recovers(
 
 
 def test_lengths_found_only_after_download_are_checked(
-    catalogue: Catalogue, server: FeedServer, hammered: Path
+    catalogue: Catalogue, server: FaultyServer, hammered: Path
 ) -> None:
     """A listing without durations: the downloaded file's own length decides."""
     short = server.root / "short.mp3"
@@ -172,7 +173,7 @@ def test_yt_dlp_calls_every_retry_sleep_function_the_way_it_calls_them() -> None
 
 
 def test_a_download_that_fails_after_the_extractor_read_it_is_retried_by_yt_dlp(
-    catalogue: Catalogue, server: FeedServer, feed_items: list[FeedItem]
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     """The extractor's request works, the download's answers 503 once: yt-dlp's own http retry path."""
     name = _copy(server, feed_items[0], "midway.mp3")
@@ -184,7 +185,7 @@ def test_a_download_that_fails_after_the_extractor_read_it_is_retried_by_yt_dlp(
 
 
 def test_a_playlist_feed_that_answers_503_once_is_read_on_the_retry(
-    server: FeedServer, feed_items: list[FeedItem]
+    server: FaultyServer, feed_items: list[FeedItem]
 ) -> None:
     feed = server.write_feed("flaky-feed.xml", "Flaky feed", feed_items[:2])
     server.fail("flaky-feed.xml", Fault(status=503, times=1))

@@ -6,7 +6,8 @@ import pytest
 
 from ingest.errors import DownloadError, InvalidURLError
 from ingest.youtube import IngestSettings, check_entry, classify, download_audio, list_playlist, validate_url
-from sample.feed import LOOPBACK_INGEST, FeedItem, FeedServer
+from sample.feed import LOOPBACK_INGEST, FeedItem
+from tests.faults import FaultyServer
 
 pytestmark = pytest.mark.network
 
@@ -19,7 +20,7 @@ def test_only_http_urls_are_accepted(url: str) -> None:
         validate_url(url)
 
 
-def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_feed_expands_to_entries_keyed_by_guid(server: FaultyServer, feed_items: list[FeedItem]) -> None:
     url = server.write_feed("expand.xml", "Expand me", feed_items)
     listing = list_playlist(url, LOOPBACK_INGEST)
     assert listing.title == "Expand me"
@@ -28,7 +29,7 @@ def test_feed_expands_to_entries_keyed_by_guid(server: FeedServer, feed_items: l
     assert listing.entries[0].duration == int(feed_items[0].duration or 0)
 
 
-def test_a_page_that_points_to_a_feed_lists_the_feeds_entries(server: FeedServer, feed_items: list[FeedItem]) -> None:
+def test_a_page_that_points_to_a_feed_lists_the_feeds_entries(server: FaultyServer, feed_items: list[FeedItem]) -> None:
     """The listing is read unprocessed (fast for long playlists), but a result that points elsewhere is followed."""
     url = server.write_feed("pointed.xml", "Pointed", feed_items[:2])
     (server.root / "moved.html").write_text(
@@ -54,7 +55,7 @@ def test_lazily_listed_entries_are_read_to_their_end() -> None:
     assert read_entries(None) is None and read_entries({"id": "x"}) == {"id": "x"}
 
 
-def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
+def test_download_is_atomic_and_complete(server: FaultyServer, feed_items: list[FeedItem], tmp_path: Path) -> None:
     item = feed_items[0]
     result = download_audio(server.url(item.filename), tmp_path / "7", LOOPBACK_INGEST)
     assert result.path == tmp_path / "7.mp3"
@@ -62,7 +63,7 @@ def test_download_is_atomic_and_complete(server: FeedServer, feed_items: list[Fe
     assert [p.name for p in tmp_path.iterdir()] == ["7.mp3"]  # no temp folder or .part left
 
 
-def test_missing_file_is_unavailable(server: FeedServer, tmp_path: Path) -> None:
+def test_missing_file_is_unavailable(server: FaultyServer, tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as caught:
         download_audio(server.url("no-such-file.mp3"), tmp_path / "1", LOOPBACK_INGEST)
     assert caught.value.reason == "unavailable"
