@@ -93,11 +93,11 @@ def submit(
     from flows.pipeline import SubmitRequest, ingest_flow
 
     result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
-    _print_json(result)
+    _print_json(result.model_dump(mode="json"))
     _log_note(log_file)
-    unread = [p for p in result["ingest"]["playlists"] if p.get("error")]
+    unread = [p for p in result.ingest.playlists if p.error]
     for playlist in unread:
-        typer.secho(f"error: {_one_line(playlist['error'])}; {UNREAD_HINT}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {_one_line(playlist.error or '')}; {UNREAD_HINT}", fg=typer.colors.RED, err=True)
     if unread:
         raise typer.Exit(1)
 

@@ -18,7 +18,7 @@ _held: list[IO[str]] = []  # the temporary-server lock, held for the life of the
 
 def configure_environment(home: Home | None = None) -> Home:
     """Keep Prefect's own state under ``$TUNESMITH_HOME/prefect`` (never the catalogue) unless the user chose;
-    turn off Prefect's analytics (its "database is locked" noise) and TensorFlow's start-up chatter."""
+    turn off Prefect's analytics (its "database is locked" noise) and TensorFlow's oneDNN kernels."""
     home = home or Home.from_env()
     home.prefect_dir.mkdir(parents=True, exist_ok=True)
     chose_prefect_home = "PREFECT_HOME" not in os.environ
@@ -28,7 +28,6 @@ def configure_environment(home: Home | None = None) -> Home:
     # Prefect's 20 s default and fail a first run, so allow two minutes.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_UI_ENABLED", "true")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if "PREFECT_API_URL" not in os.environ:  # a server `tunesmith up` started: flows show in its UI
         from flows.service import running_api_url

@@ -11,34 +11,32 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.env import configure_environment
-
-configure_environment()
-
-from prefect import flow, get_run_logger, task  # noqa: E402 - Prefect reads the environment at import
-from prefect.artifacts import (  # noqa: E402
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.futures import as_completed  # noqa: E402
-from pydantic import BaseModel, Field, field_validator  # noqa: E402
+from prefect.futures import as_completed
+from pydantic import BaseModel, Field, field_validator
 
-from db.catalogue import Catalogue, open_catalogue  # noqa: E402
-from generate.batch import GenerateSettings, generate_batch  # noqa: E402
-from ingest.catalogue import STYLE_PATTERN, download_source, pending_source_ids, save_listing  # noqa: E402
-from ingest.errors import IngestError  # noqa: E402
-from ingest.youtube import IngestSettings, list_playlist, validate_url  # noqa: E402
-from train.reference import FEATURES  # noqa: E402
-from train.training import TrainSettings, train_from_catalogue  # noqa: E402
-from transcribe.catalogue import (  # noqa: E402
+from db.catalogue import Catalogue, open_catalogue
+from db.models import SourceState
+from generate.batch import GenerateSettings, generate_batch
+from ingest.catalogue import STYLE_PATTERN, DownloadOutcome, download_source, pending_source_ids, save_listing
+from ingest.errors import IngestError
+from ingest.youtube import IngestSettings, list_playlist, validate_url
+from train.reference import FEATURES
+from train.training import TrainSettings, train_from_catalogue
+from transcribe.catalogue import (
     TranscribeOutcome,
+    TranscribeSummary,
     backfill_grids,
     downloaded_source_ids,
     transcribe_sources,
 )
-from transcribe.parallel import default_workers  # noqa: E402
+from transcribe.parallel import default_workers
 
 DASK_ADDRESS = "TUNESMITH_DASK_ADDRESS"  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
 
@@ -64,37 +62,77 @@ class SubmitRequest(BaseModel):
         return [validate_url(url) for url in urls]
 
 
+class PlaylistResult(BaseModel):
+    """One submitted URL: the playlist it was catalogued as, or why it could not be read."""
+
+    url: str
+    playlist_id: int | None = None
+    title: str | None = None
+    style: str | None = None
+    entries: int = 0
+    error: str | None = None
+    reason: str | None = None
+
+
+class IngestResult(BaseModel):
+    """What ingesting came to: the playlists, how many sources were downloaded, every source's state."""
+
+    playlists: list[PlaylistResult]
+    downloaded: int = 0
+    states: dict[str, int] = Field(default_factory=dict)
+    rejected: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, playlists: list[PlaylistResult], outcomes: list[DownloadOutcome]) -> IngestResult:
+        return cls(
+            playlists=playlists,
+            downloaded=sum(o.downloaded for o in outcomes),
+            states=dict(Counter(o.state.value for o in outcomes)),
+            rejected=dict(Counter(o.reason for o in outcomes if o.state is SourceState.REJECTED and o.reason)),
+        )
+
+
+class TranscribeResult(BaseModel):
+    """What transcribing came to (``transcribe.catalogue.TranscribeSummary.counts``), however it ran."""
+
+    transcribed: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = Field(default_factory=dict)
+    audio_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, summary: TranscribeSummary) -> TranscribeResult:
+        return cls(**summary.counts())
+
+
+class SubmitResult(BaseModel):
+    """A submit's outcome: ingest, then transcription (None when not asked for)."""
+
+    ingest: IngestResult
+    transcribe: TranscribeResult | None = None
+
+
 @task(name="expand-playlist")
-def expand_playlist(url: str, settings: IngestSettings, style: str | None = None) -> dict[str, Any]:
+def expand_playlist(url: str, settings: IngestSettings, style: str | None = None) -> PlaylistResult:
     try:
         listing = list_playlist(url, settings)
     except IngestError as error:
         get_run_logger().error("could not expand %s: %s", url, error)
-        return {"url": url, "error": str(error), "reason": error.reason}
+        return PlaylistResult(url=url, error=str(error), reason=error.reason)
     playlist = save_listing(catalogue().sessions, listing, settings, style=style)
-    return {
-        "url": url,
-        "playlist_id": playlist.id,
-        "title": playlist.title,
-        "style": playlist.style,
-        "entries": len(listing.entries),
-    }
+    return PlaylistResult(
+        url=url, playlist_id=playlist.id, title=playlist.title, style=playlist.style, entries=len(listing.entries)
+    )
 
 
 @task(name="download-source")
-def download(source_id: int, settings: IngestSettings) -> dict[str, Any]:
+def download(source_id: int, settings: IngestSettings) -> DownloadOutcome:
     cat = catalogue()
-    outcome = download_source(cat.sessions, source_id, cat.home.audio_dir, settings)
-    return {
-        "source_id": source_id,
-        "state": outcome.state.value,
-        "reason": outcome.reason,
-        "downloaded": outcome.downloaded,
-    }
+    return download_source(cat.sessions, source_id, cat.home.audio_dir, settings)
 
 
 @task(name="transcribe-pieces")
-def transcribe(source_ids: list[int], workers: int) -> dict[str, Any]:
+def transcribe(source_ids: list[int], workers: int) -> TranscribeResult:
     """Transcribe, analyse and judge the pieces across ``workers`` processes (one model each)."""
     cat, logger = catalogue(), get_run_logger()
     tracker = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)")
@@ -104,7 +142,7 @@ def transcribe(source_ids: list[int], workers: int) -> dict[str, Any]:
         tracker.update(done, total)
 
     summary = transcribe_sources(cat.sessions, source_ids, cat.home.midi_dir, workers=workers, progress=progress)
-    return summary.counts()
+    return TranscribeResult.of(summary)
 
 
 class Progress:
@@ -161,17 +199,8 @@ def publish_batch(folder: Path) -> None:
     create_markdown_artifact(markdown="\n".join(lines), key="batch-summary", description=f"Batch {folder.name}")
 
 
-def _tally(results: list[dict[str, Any]], done_key: str) -> dict[str, Any]:
-    reasons = Counter(r["reason"] for r in results if r["state"] == "rejected")
-    return {
-        done_key: sum(1 for r in results if r.get(done_key)),
-        "states": dict(Counter(r["state"] for r in results)),
-        "rejected": dict(reasons),
-    }
-
-
 @flow(name="ingest", log_prints=True)
-def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 0) -> dict[str, Any]:
+def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 0) -> SubmitResult:
     """Expand each playlist, download every entry not catalogued before (``settings.parallel_downloads`` at
     once), then (``transcribe``) transcribe them.
 
@@ -195,20 +224,20 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
         progress.update(len(results), len(pending))
         if (source_id := next(queue, None)) is not None:
             running.append(download.submit(source_id, request.settings))
-    summary = {"playlists": playlists, **_tally(results, "downloaded")}
+    summary = IngestResult.of(playlists, results)
     logger.info("ingest: %s", summary)
-    return {"ingest": summary, "transcribe": transcribe_flow(workers) if transcribe else None}
+    return SubmitResult(ingest=summary, transcribe=transcribe_flow(workers) if transcribe else None)
 
 
 @flow(name="transcribe", log_prints=True)
-def transcribe_flow(workers: int = 0) -> dict[str, Any]:
+def transcribe_flow(workers: int = 0) -> TranscribeResult:
     """Transcribe, analyse and judge every downloaded source without a verdict (``workers=0``: one per core)."""
     with catalogue().sessions.begin() as session:
         todo = downloaded_source_ids(session)
     get_run_logger().info("%d sources to transcribe", len(todo))
     address = os.environ.get(DASK_ADDRESS)
     if not todo:
-        summary: dict[str, Any] = {"transcribed": 0, "rejected": {}}
+        summary = TranscribeResult()
     elif address:  # one task per piece, fanned out over a Dask cluster's workers (on any machine)
         from prefect_dask import DaskTaskRunner
 
@@ -222,7 +251,7 @@ def transcribe_flow(workers: int = 0) -> dict[str, Any]:
 
 
 @flow(name="transcribe-fan-out", log_prints=True)
-def fan_out_flow(source_ids: list[int]) -> dict[str, Any]:
+def fan_out_flow(source_ids: list[int]) -> TranscribeResult:
     """One ``transcribe-source`` task per piece on the flow's task runner (Dask when configured)."""
     futures = transcribe_one.map(source_ids)
     progress = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces on the task runner")
@@ -230,21 +259,16 @@ def fan_out_flow(source_ids: list[int]) -> dict[str, Any]:
     for done, future in enumerate(futures, start=1):
         results.append(future.result())
         progress.update(done, len(source_ids))
-    return {**_tally(results, "transcribed"), "accepted": sum(r["state"] == "accepted" for r in results)}
+    outcomes = [outcome for summary in results for outcome in summary.outcomes]
+    seconds = sum(summary.audio_seconds for summary in results)
+    return TranscribeResult.of(TranscribeSummary(outcomes=outcomes, audio_seconds=seconds))
 
 
 @task(name="transcribe-source")
-def transcribe_one(source_id: int) -> dict[str, Any]:
+def transcribe_one(source_id: int) -> TranscribeSummary:
     """One piece, in whichever process runs the task (the model is loaded once per process)."""
     cat = catalogue()
-    summary = transcribe_sources(cat.sessions, [source_id], cat.home.midi_dir, workers=1)
-    outcome = summary.outcomes[0] if summary.outcomes else None
-    return {
-        "source_id": source_id,
-        "state": outcome.state.value if outcome else "skipped",
-        "reason": outcome.reason if outcome else None,
-        "transcribed": bool(outcome and outcome.transcribed),
-    }
+    return transcribe_sources(cat.sessions, [source_id], cat.home.midi_dir, workers=1)
 
 
 @task(name="beat-grids")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +57,17 @@ def test_stages_read_earlier_stages_only_and_never_prefect_or_an_orchestrator() 
                 assert target not in {"train.training", "transcribe.catalogue", "ingest.catalogue"}, (
                     f"{module} imports another stage's orchestrator {target}"
                 )
+
+
+def test_importing_the_flows_changes_nothing(tmp_path: Path) -> None:
+    """Importing a flow module (as a Prefect worker does) sets no variable, creates no folder, calls no server."""
+    home = tmp_path / "home"
+    ours = ("PREFECT_", "TUNESMITH_", "TF_")
+    code = (
+        "import os, flows.pipeline, flows.demo, flows.cli;"
+        f"print(sorted(k for k in os.environ if k.startswith({ours!r})))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | {"TUNESMITH_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "['TUNESMITH_HOME']" and not home.exists()

@@ -30,7 +30,6 @@ def default_workers() -> int:
 def _start_worker(settings: TranscriptionSettings, filter_settings: FilterSettings) -> None:
     global _worker
     sys.modules.setdefault("tensorflow", None)  # type: ignore[arg-type]  # makes `import tensorflow` fail fast
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _worker = (Transcriber(settings, threads=1), filter_settings)
 
 

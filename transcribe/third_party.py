@@ -40,13 +40,14 @@ def silence_import_noise() -> None:
 
 
 def import_tensorflow() -> ModuleType | None:
-    """``import tensorflow``, without its three known registration errors on stderr.
+    """``import tensorflow``, without its C++ INFO lines and its three known registration errors on stderr.
 
     Returns None in a process that blocked TensorFlow (a transcription worker sets
     ``sys.modules["tensorflow"] = None`` so that basic-pitch's optional import fails fast).
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its C++ INFO lines; the one place tunesmith sets it
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
