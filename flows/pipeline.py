@@ -22,7 +22,7 @@ from prefect.futures import as_completed
 from pydantic import BaseModel, Field, field_validator
 
 from db.catalogue import Catalogue, open_catalogue
-from db.models import SourceState
+from db.models import Reason, SourceState
 from generate.batch import GenerateSettings, generate_batch
 from ingest.catalogue import STYLE_PATTERN, DownloadOutcome, download_source, pending_source_ids, save_listing
 from ingest.errors import IngestError
@@ -71,7 +71,7 @@ class PlaylistResult(BaseModel):
     style: str | None = None
     entries: int = 0
     error: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class IngestResult(BaseModel):

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.claims import claim, release
-from db.models import Playlist, PlaylistEntry, Source, SourceState, utcnow
+from db.models import Playlist, PlaylistEntry, Reason, Source, SourceState, utcnow
 from ingest.errors import IngestError
 from ingest.pacing import PACER
 from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio, list_playlist
@@ -25,12 +25,11 @@ from ingest.youtube import IngestSettings, PlaylistListing, check_entry, downloa
 class DownloadOutcome:
     source_id: int
     state: SourceState
-    reason: str | None = None
+    reason: Reason | None = None
     downloaded: bool = False  # False when nothing was fetched (already there, or rejected)
 
 
 STYLE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
-CLAIMED_ELSEWHERE = "claimed_elsewhere"  # another live run is downloading it: left to that run
 
 
 def style_name(text: str | None) -> str | None:
@@ -175,9 +174,9 @@ def download_source(
         source = session.get(Source, source_id)
         if source is None or source.state != SourceState.PENDING:
             state = source.state if source else SourceState.REJECTED
-            return DownloadOutcome(source_id, state, source.reason if source else "missing")
+            return DownloadOutcome(source_id, state, Reason.read(source.reason) if source else Reason.MISSING)
         if not claimed:
-            return DownloadOutcome(source_id, SourceState.PENDING, CLAIMED_ELSEWHERE)
+            return DownloadOutcome(source_id, SourceState.PENDING, Reason.CLAIMED_ELSEWHERE)
         url, listed_duration = source.url, source.duration
 
     fetched = False
@@ -207,10 +206,10 @@ def download_source(
         source.content_hash = content_hash
         release(source)
         if twin is not None:
-            source.state, source.reason = SourceState.REJECTED, "duplicate"
+            source.state, source.reason = SourceState.REJECTED, Reason.DUPLICATE
             source.reason_detail = f"same audio as source {twin.id}"
             path.unlink(missing_ok=True)
-            return DownloadOutcome(source_id, SourceState.REJECTED, "duplicate", fetched)
+            return DownloadOutcome(source_id, SourceState.REJECTED, Reason.DUPLICATE, fetched)
         source.audio_path = str(path)
         source.state = SourceState.DOWNLOADED
         source.title = source.title or _str(info.get("title"))

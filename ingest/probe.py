@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.models import Reason
 from ingest.errors import DownloadError
 
 
@@ -35,10 +36,10 @@ def probe_audio(path: Path, *, timeout: float = 60.0) -> AudioProbe:
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if result.returncode != 0 or not streams:
         why = (result.stderr or "no audio stream").strip().splitlines()[-1:] or ["no audio stream"]
-        raise DownloadError(f"{path.name} is not audio: {why[0]}", reason="not_audio")
+        raise DownloadError(f"{path.name} is not audio: {why[0]}", reason=Reason.NOT_AUDIO)
     duration = _packet_duration(ffprobe, path, timeout)
     if duration is None or duration <= 0:
-        raise DownloadError(f"{path.name}: ffprobe found an audio stream with no duration", reason="not_audio")
+        raise DownloadError(f"{path.name}: ffprobe found an audio stream with no duration", reason=Reason.NOT_AUDIO)
     return AudioProbe(duration=duration)
 
 

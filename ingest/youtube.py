@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from yt_dlp.utils import DownloadError as YtDlpDownloadError
 from yt_dlp.utils import ExtractorError, PagedList, unsmuggle_url
 
+from db.models import Reason
 from ingest.errors import DownloadError, IngestError, InvalidURLError
 from ingest.probe import probe_audio
 
@@ -52,8 +53,9 @@ class _YtDlpLogger:
 
 # Failures worth another try after a pause; every other reason is permanent.
 TRANSIENT_REASONS = frozenset(
-    {"rate_limited", "server_error", "timeout", "network", "unresolved", "truncated_transfer"}
-)
+    {Reason.RATE_LIMITED, Reason.SERVER_ERROR, Reason.TIMEOUT, Reason.NETWORK, Reason.UNRESOLVED,
+     Reason.TRUNCATED_TRANSFER}
+)  # fmt: skip
 
 
 class IngestSettings(BaseModel):
@@ -212,7 +214,7 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
 
     info = with_retries(expand, settings, what=url)
     if info is None:
-        raise IngestError(f"yt-dlp found nothing at {url}", reason="unavailable")
+        raise IngestError(f"yt-dlp found nothing at {url}", reason=Reason.UNAVAILABLE)
     if info.get("_type") == "playlist" or "entries" in info:
         entries = [_entry(raw) for raw in info.get("entries") or [] if raw]
         return PlaylistListing(url=url, title=info.get("title"), entries=entries)
@@ -238,21 +240,21 @@ def sanitized(ydl: yt_dlp.YoutubeDL, info: dict[str, Any] | None) -> dict[str, A
     return {**top, "entries": info["entries"]}
 
 
-def check_entry(entry: Entry, settings: IngestSettings) -> str | None:
+def check_entry(entry: Entry, settings: IngestSettings) -> Reason | None:
     """The reason to reject an entry before downloading it, if the listing already tells."""
     if entry.live_status in ("is_live", "is_upcoming", "post_live"):
-        return "live_or_upcoming"
+        return Reason.LIVE_OR_UPCOMING
     if entry.availability in ("private", "premium_only", "subscriber_only", "needs_auth"):
-        return "private"
+        return Reason.PRIVATE
     return length_reason(entry.duration, settings) if entry.duration is not None else None
 
 
-def length_reason(seconds: float, settings: IngestSettings) -> str | None:
+def length_reason(seconds: float, settings: IngestSettings) -> Reason | None:
     """``too_long`` or ``too_short`` when ``seconds`` is outside the settings' bounds."""
     if seconds > settings.max_duration:
-        return "too_long"
+        return Reason.TOO_LONG
     if seconds < settings.min_duration:
-        return "too_short"
+        return Reason.TOO_SHORT
     return None
 
 
@@ -305,7 +307,7 @@ def _download_once(url: str, dest_stem: Path, settings: IngestSettings, expected
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=False)
             if info is None:
-                raise DownloadError(f"yt-dlp found nothing at {url}", reason="unavailable")
+                raise DownloadError(f"yt-dlp found nothing at {url}", reason=Reason.UNAVAILABLE)
             reason = check_entry(_entry(ydl.sanitize_info(info)), settings)
             if reason:
                 raise DownloadError(f"{url}: rejected before download ({reason})", reason=reason)
@@ -328,7 +330,7 @@ def _check_file(path: Path, url: str, settings: IngestSettings, expected: float 
     probe = probe_audio(path)  # raises DownloadError(not_audio)
     if expected and probe.duration < 0.9 * expected - 1.0:
         raise DownloadError(
-            f"{url}: the file holds {probe.duration:.1f} s of the {expected:.1f} s listed", reason="truncated"
+            f"{url}: the file holds {probe.duration:.1f} s of the {expected:.1f} s listed", reason=Reason.TRUNCATED
         )
     if reason := length_reason(probe.duration, settings):
         bounds = f"{settings.min_duration:.0f}-{settings.max_duration:.0f} s"
@@ -340,27 +342,33 @@ def _number(value: object) -> float | None:
 
 
 _REASONS = [
-    (r"private video|sign in|members[- ]only|login required|http error 401", "private"),
-    (r"live event|is live|premieres in|upcoming", "live_or_upcoming"),
-    (r"http error 429|too many requests", "rate_limited"),
-    (r"http error 5\d\d|internal server error|service unavailable|bad gateway|gateway time", "server_error"),
-    (r"timed out|timeout", "timeout"),
-    (r"content too short|incomplete read|did not get any data|downloaded \d+ bytes, expected", "truncated_transfer"),
-    (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", "network"),
-    (r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed", "unresolved"),
-    (r"http error 404|video unavailable|not available|has been removed|does not exist|http error 410", "unavailable"),
-    (r"http error 403|forbidden", "forbidden"),
-    (r"unsupported url", "unsupported"),
+    (r"private video|sign in|members[- ]only|login required|http error 401", Reason.PRIVATE),
+    (r"live event|is live|premieres in|upcoming", Reason.LIVE_OR_UPCOMING),
+    (r"http error 429|too many requests", Reason.RATE_LIMITED),
+    (r"http error 5\d\d|internal server error|service unavailable|bad gateway|gateway time", Reason.SERVER_ERROR),
+    (r"timed out|timeout", Reason.TIMEOUT),
+    (
+        r"content too short|incomplete read|did not get any data|downloaded \d+ bytes, expected",
+        Reason.TRUNCATED_TRANSFER,
+    ),
+    (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", Reason.NETWORK),
+    (r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed", Reason.UNRESOLVED),
+    (
+        r"http error 404|video unavailable|not available|has been removed|does not exist|http error 410",
+        Reason.UNAVAILABLE,
+    ),
+    (r"http error 403|forbidden", Reason.FORBIDDEN),
+    (r"unsupported url", Reason.UNSUPPORTED),
 ]
 
 
-def classify(message: str) -> str:
+def classify(message: str) -> Reason:
     """Map a yt-dlp error message to a short catalogue reason."""
     lowered = message.lower()
     for pattern, reason in _REASONS:
         if re.search(pattern, lowered):
             return reason
-    return "download_failed"
+    return Reason.DOWNLOAD_FAILED
 
 
 def _clean(error: Exception) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from db.models import Reason
 from transcribe.features import AudioFeatures
 from transcribe.groove import Groove
 from transcribe.notes import NoteEvent
@@ -60,7 +61,7 @@ class PieceAnalysis:
 @dataclass(frozen=True)
 class Verdict:
     accepted: bool
-    reason: str | None = None
+    reason: Reason | None = None
     detail: str | None = None
 
 
@@ -138,17 +139,25 @@ def judge(analysis: PieceAnalysis, settings: FilterSettings) -> Verdict:
     """Keep or reject a piece, with the first failed rule as the reason and its figure as the detail."""
     a, s = analysis, settings
     rules = [
-        (a.silence_ratio > s.max_silence_ratio, "mostly_silent", f"silence ratio {a.silence_ratio:.2f}"),
-        (a.spectral_flatness > s.max_spectral_flatness, "noise", f"spectral flatness {a.spectral_flatness:.2f}"),
-        (a.note_count < s.min_notes, "too_few_notes", f"{a.note_count} notes"),
-        (a.note_density > s.max_note_density, "noise", f"{a.note_density:.1f} notes/s"),
+        (a.silence_ratio > s.max_silence_ratio, Reason.MOSTLY_SILENT, f"silence ratio {a.silence_ratio:.2f}"),
+        (
+            a.spectral_flatness > s.max_spectral_flatness,
+            Reason.NOISY_SPECTRUM,
+            f"spectral flatness {a.spectral_flatness:.2f}",
+        ),
+        (a.note_count < s.min_notes, Reason.TOO_FEW_NOTES, f"{a.note_count} notes"),
+        (a.note_density > s.max_note_density, Reason.TOO_DENSE, f"{a.note_density:.1f} notes/s"),
         (
             a.repetition_score > s.max_repetition,
-            "repetitive",
+            Reason.REPETITIVE,
             f"repetition score {a.repetition_score:.2f} (one {a.repetition_pattern}-event pattern covers "
             f"{a.pattern_share:.0%}; mean bar-to-bar similarity {a.bar_similarity:.2f})",
         ),
-        (a.distinct_pitches < s.min_distinct_pitches, "low_pitch_variety", f"{a.distinct_pitches} distinct pitches"),
+        (
+            a.distinct_pitches < s.min_distinct_pitches,
+            Reason.LOW_PITCH_VARIETY,
+            f"{a.distinct_pitches} distinct pitches",
+        ),
     ]
     for failed, reason, detail in rules:
         if failed:

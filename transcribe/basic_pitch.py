@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from db.files import atomic_path
+from db.models import Reason
 from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.groove import Groove, PercussionAccumulator
@@ -50,7 +51,7 @@ silence_import_noise()  # basic-pitch and resampy announce, at import, backends 
 class TranscriptionError(Exception):
     """Expected failure on one file (unreadable or empty audio); ``reason`` goes to the catalogue."""
 
-    def __init__(self, message: str, *, reason: str = "corrupt_audio") -> None:
+    def __init__(self, message: str, *, reason: Reason = Reason.CORRUPT_AUDIO) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -108,7 +109,6 @@ class Transcriber:
     """Holds basic-pitch's ONNX model; build one per worker process and reuse it."""
 
     def __init__(self, settings: TranscriptionSettings | None = None, *, threads: int = 0) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import onnxruntime as ort
 
         load_librosa()  # before any worker touches librosa's kernels (see transcribe.numba_cache)
@@ -160,7 +160,9 @@ class Transcriber:
         chunks = decode_chunks(audio_path, seconds=self.settings.chunk_seconds)
         note_frames, onset_frames = self._frames(_windows(_tap(chunks, accumulator.add)))
         if accumulator.samples < SAMPLE_RATE // 2:
-            raise TranscriptionError(f"{audio_path.name} holds less than half a second of audio", reason="too_short")
+            raise TranscriptionError(
+                f"{audio_path.name} holds less than half a second of audio", reason=Reason.EMPTY_AUDIO
+            )
         n_frames = min(int(np.floor(accumulator.samples * ANNOTATIONS_FPS / SAMPLE_RATE)), len(note_frames))
         return Posteriors(
             note=note_frames[:n_frames],

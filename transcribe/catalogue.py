@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.claims import claim, release
-from db.models import Source, SourceState, Transcription
+from db.models import Reason, Source, SourceState, Transcription
 from transcribe.analysis import FilterSettings
 from transcribe.basic_pitch import (
     TranscriptionError,
@@ -33,7 +33,7 @@ from transcribe.piece import PieceJob, PieceResult
 class TranscribeOutcome:
     source_id: int
     state: SourceState
-    reason: str | None = None
+    reason: Reason | None = None
     transcribed: bool = False
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.models import Reason
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
 from transcribe.basic_pitch import Transcriber, TranscriptionError, write_midi
 from transcribe.beats import BeatGrid
@@ -27,7 +28,7 @@ class PieceResult:
     analysis: PieceAnalysis | None = None
     grid: BeatGrid | None = None
     accepted: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
     detail: str | None = None
     seconds: float = 0.0  # audio seconds transcribed
 
@@ -36,7 +37,7 @@ def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: Filt
     """Transcribe, write the MIDI (atomically), analyse and judge one piece. No database access."""
     try:
         if not job.audio_path.is_file():
-            raise TranscriptionError(f"audio file missing: {job.audio_path}", reason="audio_missing")
+            raise TranscriptionError(f"audio file missing: {job.audio_path}", reason=Reason.AUDIO_MISSING)
         transcript = transcriber.transcribe(job.audio_path)
     except TranscriptionError as error:
         return PieceResult(job.source_id, reason=error.reason, detail=str(error))

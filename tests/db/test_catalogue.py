@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from db.catalogue import Catalogue, open_catalogue
 from db.home import Home
 from db.migrate import HEAD, at_head, check, head_revision, upgrade
-from db.models import Playlist, Source, SourceState
+from db.models import Playlist, Reason, Source, SourceState
 from db.session import make_engine
 from tests.databases import empty_postgres_database
 
@@ -154,3 +154,29 @@ def test_a_new_sqlite_catalogue_waits_for_a_writer_before_turning_to_wal(tmp_pat
         assert connection.execute(text("SELECT count(*) FROM first_writer")).scalar() == 0
     engine.dispose()
     writer.join(30)
+
+
+def test_a_rejection_under_an_old_shared_name_is_renamed_by_its_rule(home: Home) -> None:
+    """ "noise" named two filter rules and "too_short" two checks: each source gets its own rule's name back."""
+    upgrade(home.database_url, "0004")
+    old = [
+        ("noise", "spectral flatness 0.41", Reason.NOISY_SPECTRUM),
+        ("noise", "31.2 notes/s", Reason.TOO_DENSE),
+        ("too_short", "a.mp3 holds less than half a second of audio", Reason.EMPTY_AUDIO),
+        ("too_short", "http://x/a.mp3: the file holds 3.0 s, outside 20-900 s", Reason.TOO_SHORT),
+        ("repetitive", "repetition score 0.93", Reason.REPETITIVE),
+    ]
+    engine = make_engine(home.database_url)
+    with engine.begin() as connection:
+        for number, (reason, detail, _) in enumerate(old):
+            connection.execute(
+                text("INSERT INTO sources (key, url, state, reason, reason_detail, created_at, updated_at) "
+                     "VALUES (:key, :url, 'REJECTED', :reason, :detail, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                {"key": f"old:{number}", "url": f"http://x/{number}", "reason": reason, "detail": detail},
+            )  # fmt: skip
+    catalogue = open_catalogue(home)
+    with catalogue.sessions() as session:
+        renamed = {s.key: s.reason for s in session.query(Source)}
+    assert renamed == {f"old:{number}": new for number, (_, _, new) in enumerate(old)}
+    assert set(renamed.values()) <= set(Reason)
+    engine.dispose()

@@ -10,6 +10,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
+from db.models import Reason
 from sample.corpus import RenderedPiece
 from transcribe.analysis import FilterSettings, analyse, judge
 from transcribe.basic_pitch import Transcriber, TranscriptionError
@@ -57,7 +58,7 @@ def test_a_corrupt_file_is_a_clear_error(transcriber: Transcriber, tmp_path: Pat
     corrupt.write_bytes(b"ID3" + bytes(range(256)) * 40)
     with pytest.raises(TranscriptionError) as caught:
         transcriber.transcribe(corrupt)
-    assert caught.value.reason in {"corrupt_audio", "too_short"}
+    assert caught.value.reason in {Reason.CORRUPT_AUDIO, Reason.EMPTY_AUDIO}
 
 
 def test_long_files_are_cut_into_segments_without_changing_the_notes(
