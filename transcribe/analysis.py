@@ -30,6 +30,13 @@ class FilterSettings:
     max_spectral_flatness: float = 0.3
     max_note_density: float = 40.0  # notes per second; above it a transcription is noise
 
+    def __post_init__(self) -> None:
+        if self.min_notes < 0 or self.min_distinct_pitches < 0 or self.max_note_density <= 0:
+            raise ValueError("note counts must not be negative and the note density bound must be positive")
+        for name in ("max_repetition", "max_silence_ratio", "max_spectral_flatness"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a share: it must lie in [0, 1], not {getattr(self, name)}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
