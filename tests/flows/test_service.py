@@ -53,14 +53,29 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         running.down()
 
 
-@pytest.fixture
-def as_service_home(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
-    """This test's commands talk to the module's service (its home, its server)."""
+def _talk_to(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNESMITH_HOME", str(service.home.root))
     monkeypatch.setenv("TUNESMITH_DATABASE_URL", service.home.database_url)
     monkeypatch.setenv("PREFECT_API_URL", service.api_url)
     monkeypatch.setenv("PREFECT_HOME", str(service.home.prefect_dir))
+
+
+@pytest.fixture
+def as_service_home(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """This test's commands talk to the module's service (its home, its server)."""
+    _talk_to(service, monkeypatch)
     return service
+
+
+@pytest.fixture(scope="module")
+def ingest_run(service: Service, server: FaultyServer, pieces: list[RenderedPiece]) -> tuple[dict[str, Any], Any]:
+    """A two-piece playlist submitted to the service and run to its end on the worker: (what submit printed,
+    the flow run). Its own fixture, so each test that reads it finds it whichever runs first."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _talk_to(service, monkeypatch)
+        items = [FeedItem(p.audio_path.name, p.title, f"service:{p.name}", p.duration) for p in pieces[:2]]
+        submitted = _submit(server.write_feed("service.xml", "Service", items))
+        return submitted, _wait(service, submitted["id"])
 
 
 def _on(service: Service, query: Any) -> Any:
@@ -117,13 +132,11 @@ def _consistent(home: Home) -> dict[SourceState, int]:
 
 
 def test_submit_runs_the_ingest_deployment_on_the_worker(
-    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
+    as_service_home: Service, ingest_run: tuple[dict[str, Any], Any]
 ) -> None:
     service = as_service_home
-    items = [FeedItem(p.audio_path.name, p.title, f"service:{p.name}", p.duration) for p in pieces[:2]]
-    submitted = _submit(server.write_feed("service.xml", "Service", items))
+    submitted, run = ingest_run
     assert submitted["ui"].startswith(service.ui_url) and submitted["state"] == "Scheduled"
-    run = _wait(service, submitted["id"])
     assert run.state.is_completed(), run.state
     assert run.deployment_id is not None and run.work_pool_name == "tunesmith"
     assert _consistent(service.home) == {SourceState.ACCEPTED: 2}
@@ -140,11 +153,8 @@ def test_submit_runs_the_ingest_deployment_on_the_worker(
 
 
 @pytest.mark.browser
-def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service) -> None:
+def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service, ingest_run: tuple[dict[str, Any], Any]) -> None:
     """Headless Chromium (Debian's, driven by Selenium; no browser download) finds the run in the UI."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
@@ -153,12 +163,7 @@ def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service) -> None:
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     assert chromium and driver_path, "make test installs Debian's chromium and chromium-driver"
 
-    async def latest() -> Any:  # the last finished run (the schedules have made future ones too)
-        completed = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])))
-        async with get_client() as client:
-            return (await client.read_flow_runs(flow_run_filter=completed, limit=1, sort="START_TIME_DESC"))[0]
-
-    run = _on(as_service_home, latest)
+    _, run = ingest_run
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
