@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.env import configure_environment, route_logs
+from flows.progress import live
 
 app = typer.Typer(help="YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music.", no_args_is_help=True)
 
@@ -28,6 +29,19 @@ def _options(
     """YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music."""
     if verbose:
         os.environ["TUNESMITH_VERBOSE"] = "1"
+
+
+def _summary(title: str, rows: list[tuple[str, Any]]) -> None:
+    """A short table of what a command came to, for a person at a terminal (stderr; the JSON stays on stdout)."""
+    if not sys.stderr.isatty():
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for name, value in rows:
+        table.add_row(name, str(value))
+    Console(stderr=True).print(table)
 
 
 def _log_note(log_file: Path | None) -> None:
@@ -92,7 +106,14 @@ def submit(
     log_file = route_logs(home)
     from flows.pipeline import SubmitRequest, ingest_flow
 
-    result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
+    with live():
+        result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
+    _summary(
+        "Submitted",
+        [("downloaded", result.ingest.downloaded), *((f"rejected: {k}", v) for k, v in result.ingest.rejected.items())]
+        + ([("transcribed", result.transcribe.transcribed), ("accepted", result.transcribe.accepted),
+            *((f"rejected: {k}", v) for k, v in result.transcribe.rejected.items())] if result.transcribe else []),
+    )  # fmt: skip
     _print_json(result.model_dump(mode="json"))
     _log_note(log_file)
     unread = [p for p in result.ingest.playlists if p.error]
@@ -171,7 +192,8 @@ def train(
     from train.training import TrainingError
 
     try:
-        result = retrain_flow(force=force, epochs=epochs, licence=licence)
+        with live():
+            result = retrain_flow(force=force, epochs=epochs, licence=licence)
     except TrainingError as error:
         _fail(str(error))
     typer.echo(result["message"], err=True)
@@ -195,15 +217,16 @@ def generate(
     from generate.batch import GenerationError
 
     try:
-        result = batch_flow(
-            count=count,
-            minutes=minutes,
-            temperature=temperature,
-            seed=seed,
-            style=style,
-            prompt_midi=str(prompt.resolve()) if prompt else None,
-            loop=loop,
-        )
+        with live():
+            result = batch_flow(
+                count=count,
+                minutes=minutes,
+                temperature=temperature,
+                seed=seed,
+                style=style,
+                prompt_midi=str(prompt.resolve()) if prompt else None,
+                loop=loop,
+            )
     except GenerationError as error:
         _fail(str(error))
     _print_json(result)
@@ -347,7 +370,8 @@ def demo(
     log_file = route_logs(home)
     from flows.demo import run_demo
 
-    folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
+    with live():
+        folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
     _log_note(log_file)
     typer.echo(f"\nYour batch is ready: {folder} (open index.html in it)")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from db.catalogue import Catalogue, open_catalogue
 from db.models import Reason, SourceState
+from flows.progress import report
 from generate.batch import GenerateSettings, generate_batch
 from ingest.catalogue import STYLE_PATTERN, DownloadOutcome, download_source, pending_source_ids, save_listing
 from ingest.errors import IngestError
@@ -135,26 +136,31 @@ def download(source_id: int, settings: IngestSettings) -> DownloadOutcome:
 def transcribe(source_ids: list[int], workers: int) -> TranscribeResult:
     """Transcribe, analyse and judge the pieces across ``workers`` processes (one model each)."""
     cat, logger = catalogue(), get_run_logger()
-    tracker = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)")
+    tracker = Progress(
+        "transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)", stage="transcription"
+    )
 
     def progress(done: int, total: int, outcome: TranscribeOutcome) -> None:
         logger.info("%d/%d source %d: %s %s", done, total, outcome.source_id, outcome.state.value, outcome.reason or "")
-        tracker.update(done, total)
+        tracker.update(done, total, f"source {outcome.source_id}: {outcome.reason or outcome.state.value}")
 
     summary = transcribe_sources(cat.sessions, source_ids, cat.home.midi_dir, workers=workers, progress=progress)
     return TranscribeResult.of(summary)
 
 
 class Progress:
-    """A Prefect progress artifact (shown on the run's page in the UI), updated as work completes."""
+    """A Prefect progress artifact (shown on the run's page in the UI), updated as work completes, and reported
+    to this process's listeners (``flows.progress``: a live display when a person runs the command)."""
 
-    def __init__(self, key: str, description: str) -> None:
+    def __init__(self, key: str, description: str, *, stage: str) -> None:
         artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
         assert isinstance(artifact_id, UUID)  # the sync API in a sync flow
         self.artifact_id = artifact_id
+        self.stage = stage
         self._last = -1.0
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, note: str = "") -> None:
+        report(self.stage, done, total, note)
         percent = round(100.0 * done / total, 1) if total else 100.0
         if percent - self._last >= 1.0 or done == total:  # at most ~100 updates however long the list
             update_progress_artifact(artifact_id=self.artifact_id, progress=percent)
@@ -212,16 +218,19 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
         pending = pending_source_ids(session)
     logger.info("%d sources to download", len(pending))
     progress = Progress(
-        "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)"
-    )
+        "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)",
+        stage="downloads",
+    )  # fmt: skip
     results = []
     queue = iter(pending)  # a few downloads at once: each finished one makes room for the next
     running = [download.submit(sid, request.settings) for sid in islice(queue, request.settings.parallel_downloads)]
     while running:
         finished = next(as_completed(running))
         running.remove(finished)
-        results.append(finished.result())
-        progress.update(len(results), len(pending))
+        results.append(outcome := finished.result())
+        progress.update(
+            len(results), len(pending), f"source {outcome.source_id}: {outcome.reason or outcome.state.value}"
+        )
         if (source_id := next(queue, None)) is not None:
             running.append(download.submit(source_id, request.settings))
     summary = IngestResult.of(playlists, results)
@@ -254,7 +263,9 @@ def transcribe_flow(workers: int = 0) -> TranscribeResult:
 def fan_out_flow(source_ids: list[int]) -> TranscribeResult:
     """One ``transcribe-source`` task per piece on the flow's task runner (Dask when configured)."""
     futures = transcribe_one.map(source_ids)
-    progress = Progress("transcribe-pieces", f"Transcribing {len(source_ids)} pieces on the task runner")
+    progress = Progress(
+        "transcribe-pieces", f"Transcribing {len(source_ids)} pieces on the task runner", stage="transcription"
+    )
     results = []
     for done, future in enumerate(futures, start=1):
         results.append(future.result())
@@ -297,8 +308,9 @@ def retrain_flow(
         get_run_logger().info("derived the beat grid of %d pieces transcribed before grids were kept", filled)
     settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
     outcome = train_from_catalogue(
-        cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir
-    )
+        cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir,
+        on_epoch=lambda epoch, total, loss: report("training", epoch, total, f"validation loss {loss:.3f}"),
+    )  # fmt: skip
     get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
     return {
         "trained": outcome.trained,
@@ -326,7 +338,12 @@ def batch_flow(
         count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi,
         loop=loop,
     )  # fmt: skip
-    outcome = generate_batch(cat.sessions, cat.home.batches_dir, settings)
+    outcome = generate_batch(
+        cat.sessions,
+        cat.home.batches_dir,
+        settings,
+        on_track=lambda done, total, note: report("tracks", done, total, note),
+    )
     get_run_logger().info(
         "batch %d: %d tracks in %s (rejected %s)", outcome.batch_id, outcome.tracks, outcome.folder, outcome.rejected
     )

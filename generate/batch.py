@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,8 +145,16 @@ def model_measures(saved: SavedModel, model_folder: Path, lineage: list[str]) ->
     return Measures(index, reference, _recurrence(saved, own))
 
 
-def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings: GenerateSettings) -> BatchOutcome:
+def generate_batch(
+    sessions: sessionmaker[Session],
+    batches_dir: Path,
+    settings: GenerateSettings,
+    *,
+    on_track: Callable[[int, int, str], None] | None = None,
+) -> BatchOutcome:
     """Sample, guard and render ``settings.count`` tracks with the current model and record the batch.
+
+    ``on_track(done, count, note)`` is called after each track is rendered.
 
     The batch folder is assembled under a temporary name and renamed when complete; the batch
     and its tracks are catalogued in one transaction.
@@ -213,6 +221,8 @@ def generate_batch(sessions: sessionmaker[Session], batches_dir: Path, settings:
                     | {"style": draft.style, "chords": [c.name for c in chords], "guards": report.to_dict(),
                        "temperature": round(temperature, 3)}
                 )  # fmt: skip
+                if on_track is not None:
+                    on_track(len(manifest), settings.count, f"{manifest[-1]['title']} ({draft.style})")
         if not manifest:
             raise GenerationError(f"every sampled track was rejected ({dict(rejected)}); retrain on more pieces")
         quality = quality_report(measures.reference, kept, tokenizer)

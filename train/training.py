@@ -8,7 +8,7 @@ import math
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,14 +257,31 @@ def score_pieces(saved: SavedModel, pieces: Sequence[Piece]) -> Score:
     return model_score(saved.model, stream.ids, saved.config.seq_len, note_ids(saved.vocab))
 
 
+EpochListener = Callable[[int, int, float], None]  # (epoch, epochs, validation loss)
+
+
+def _EpochReport(listener: EpochListener, epochs: int) -> Any:  # noqa: N802 - a Keras callback's class, made here
+    """A Keras callback that tells ``listener`` each epoch's validation loss (TensorFlow is imported lazily)."""
+    import tensorflow as tf
+
+    class EpochReport(tf.keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            listener(epoch + 1, epochs, float((logs or {}).get("val_loss", float("nan"))))
+
+    return EpochReport()
+
+
 def fit(
     pieces: Sequence[Piece],
     settings: TrainSettings,
     *,
     tokenizer: TokenizerConfig | None = None,
     warm_start: SavedModel | None = None,
+    on_epoch: EpochListener | None = None,
 ) -> tuple[SavedModel, dict[str, Any]]:
     """Train on ``pieces`` (split by piece) and return the model with its validation metrics and baselines.
+
+    ``on_epoch(epoch, epochs, validation_loss)`` is called after every epoch (epochs counted from 1).
 
     Raises:
         TrainingError: too few pieces, or the loss is not finite.
@@ -340,7 +357,8 @@ def fit(
             callbacks=[
                 tf.keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=settings.patience, restore_best_weights=True
-                )
+                ),
+                *([_EpochReport(on_epoch, settings.epochs)] if on_epoch else []),
             ],
         )
         seconds = time.perf_counter() - started
@@ -403,6 +421,7 @@ def train_from_catalogue(
     *,
     force: bool = False,
     tokens_dir: Path | None = None,
+    on_epoch: EpochListener | None = None,
 ) -> TrainOutcome:
     """Train on every accepted piece, unless a model was already trained on exactly those pieces.
 
@@ -411,7 +430,8 @@ def train_from_catalogue(
     model's on the same validation pieces, each model reading them with its own tokenizer. Either
     way it is registered (with ``promoted`` in its metrics) once its files are complete; a failed run
     registers nothing and leaves the current model in place. ``tokens_dir``: where each piece's tokens
-    are kept between runs (``train.token_store``); None tokenises every piece afresh.
+    are kept between runs (``train.token_store``); None tokenises every piece afresh. ``on_epoch``: see
+    :func:`fit`.
     """
     with sessions.begin() as session:
         rows = accepted_pieces(session, settings.licence)
@@ -435,7 +455,7 @@ def train_from_catalogue(
     if start_from is None:
         lineage = []
     pieces, skipped = load_pieces(rows, start_from.tokenizer if start_from else TokenizerConfig(), tokens_dir)
-    saved, metrics = fit(pieces, settings, warm_start=start_from)
+    saved, metrics = fit(pieces, settings, warm_start=start_from, on_epoch=on_epoch)
     if not metrics["warm_start_tokens"]:  # different layer sizes: nothing carried over
         start_from, lineage = None, []
     metrics["skipped"] = dict(skipped)

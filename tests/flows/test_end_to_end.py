@@ -42,10 +42,17 @@ def test_submit_train_generate_pull(
 ) -> None:
     from flows.cli import app
     from flows.pipeline import SubmitRequest, batch_flow, catalogue, ingest_flow, retrain_flow
+    from flows.progress import listening
 
     catalogue.cache_clear()
     feed = server.write_feed("e2e.xml", "End to end", feed_items)
-    first = ingest_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST), workers=2)
+    reported: list[tuple[str, int, int, str]] = []  # what a person's live display would show
+    with listening(lambda *event: reported.append(event)):
+        first = ingest_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST), workers=2)
+    for stage in ("downloads", "transcription"):
+        steps = [(done, total) for name, done, total, _ in reported if name == stage]
+        count = len(feed_items)
+        assert steps == [(n, count) for n in range(1, count + 1)], (stage, steps)  # each piece as it finished
     assert first.ingest.downloaded == len(feed_items) and first.transcribe is not None
     assert (first.transcribe.transcribed, first.transcribe.accepted) == (4, 3)
     assert first.transcribe.rejected == {"repetitive": 1} and first.transcribe.audio_seconds > 60
@@ -55,7 +62,11 @@ def test_submit_train_generate_pull(
     assert again.ingest.downloaded == 0 and again.transcribe is not None and again.transcribe.transcribed == 0
     assert sum(r.endswith(".mp3") for r in server.requests) == audio_requests
 
-    trained = retrain_flow(epochs=4, baseline_epochs=1)
+    reported.clear()
+    with listening(lambda *event: reported.append(event)):
+        trained = retrain_flow(epochs=4, baseline_epochs=1)
+    epochs = [(done, total) for name, done, total, note in reported if name == "training" and "validation loss" in note]
+    assert epochs == [(n, 4) for n in range(1, trained["metrics"]["epochs"] + 1)]
     assert trained["trained"] and trained["promoted"] and trained["metrics"]["val_loss"] > 0
     assert set(trained["metrics"]["baselines"]) == {"unigram", "prototype"}
     assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
@@ -64,7 +75,10 @@ def test_submit_train_generate_pull(
 
     with pytest.raises(GenerationError, match="knows no style 'jazz'; it knows end-to-end"):
         batch_flow(count=1, style="jazz")
-    batch = batch_flow(count=2, minutes=0.5, seed=3, style="end-to-end", prompt_midi=str(pieces[0].midi_path))
+    reported.clear()
+    with listening(lambda *event: reported.append(event)):
+        batch = batch_flow(count=2, minutes=0.5, seed=3, style="end-to-end", prompt_midi=str(pieces[0].midi_path))
+    assert [(done, total) for name, done, total, _ in reported if name == "tracks"] == [(1, 2), (2, 2)]
     folder = Path(batch["folder"])
     assert batch["tracks"] == 2
     manifest = json.loads((folder / "manifest.json").read_text())
