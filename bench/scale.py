@@ -24,7 +24,7 @@ Printed for each size, on SQLite (and PostgreSQL with ``--postgres URL``):
 - one training epoch in a fresh process (LSTM 1 x 128, the default window cap): seconds per
   thousand tokens and peak memory, targets flat across sizes (within 1.2x).
 
-Run: ``.venv/bin/python bench/scale.py [--sizes 100 1000 10000] [--postgres URL] [--json out.json]``
+Run: ``.venv/bin/python bench/scale.py [--sizes 100 1000 10000] [--postgres URL [--postgres-only]] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -255,6 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--postgres", help="also run on this PostgreSQL URL (its schema is emptied)")
+    parser.add_argument("--postgres-only", action="store_true", help="with --postgres: skip SQLite")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the built homes (printed)")
     parser.add_argument("--epoch", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
@@ -269,7 +270,8 @@ def main() -> None:
     try:
         (work / "feeds").mkdir()
         with serve(work / "feeds") as server:
-            for database in ["sqlite", *(["postgresql"] if args.postgres else [])]:
+            databases = [*([] if args.postgres_only else ["sqlite"]), *(["postgresql"] if args.postgres else [])]
+            for database in databases:
                 for size in args.sizes:
                     result = run_size(size, args.postgres if database == "postgresql" else None, server, pieces,
                                       work / database)  # fmt: skip
