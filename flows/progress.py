@@ -53,7 +53,7 @@ def live(console: Any = None) -> Iterator[None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     display = Progress(
-        TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description:<14}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[note]}"), console=console,
     )  # fmt: skip
     tasks: dict[str, Any] = {}
@@ -61,7 +61,7 @@ def live(console: Any = None) -> Iterator[None]:
     def show(stage: str, done: int, total: int, note: str) -> None:
         if stage not in tasks:
             tasks[stage] = display.add_task(stage, total=total, note="")
-        display.update(tasks[stage], completed=done, total=total, note=note)
+        display.update(tasks[stage], completed=done, total=total, note=note[:48])
 
     with display, listening(show):
         yield
