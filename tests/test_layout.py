@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,18 @@ def test_importing_the_flows_changes_nothing(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-2] == "['TUNESMITH_HOME']" and not home.exists()
+
+
+def test_every_variable_the_code_reads_is_in_the_readme_table() -> None:
+    """The README's table of TUNESMITH_* variables names each one the packages read, and no other."""
+    read = {
+        name
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        for name in re.findall(r"TUNESMITH_[A-Z_]+", path.read_text(encoding="utf-8"))
+    }
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = {name for line in readme.splitlines() if line.startswith("| `TUNESMITH_") for name in re.findall(
+        r"TUNESMITH_[A-Z_]+", line.split("|")[1])}  # fmt: skip
+    assert read <= table, f"not in the README's table: {sorted(read - table)}"
+    assert table - read <= {"TUNESMITH_TEST_POSTGRES_URL"}, f"in the table, read nowhere: {sorted(table - read)}"
