@@ -31,6 +31,12 @@ def _options(
         os.environ["TUNESMITH_VERBOSE"] = "1"
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave; the rest are left out, so the settings type's own default applies (a default
+    written once, in the settings, and said in the option's help)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _summary(title: str, rows: list[tuple[str, Any]]) -> None:
     """A short table of what a command came to, for a person at a terminal (stderr; the JSON stays on stdout)."""
     if not sys.stderr.isatty():
@@ -57,15 +63,19 @@ def _fail(message: str, code: int = 1) -> None:
 @app.command()
 def submit(
     urls: Annotated[list[str], typer.Argument(help="playlist or video URLs")],
-    min_duration: Annotated[float, typer.Option(help="reject audio shorter than this (s)")] = 5.0,
-    max_duration: Annotated[float, typer.Option(help="reject audio longer than this (s)")] = 1200.0,
-    retries: Annotated[int, typer.Option(min=0, max=10, help="retries of a 429/5xx/timeout")] = 3,
-    backoff: Annotated[float, typer.Option(min=0, help="seconds before the first retry (doubles)")] = 2.0,
-    sleep: Annotated[float, typer.Option(min=0, help="polite pause before each request (s)")] = 1.0,
-    timeout: Annotated[float, typer.Option(min=0.1, help="seconds to wait on a silent connection")] = 20.0,
+    min_duration: Annotated[float | None, typer.Option(help="reject audio shorter than this (s; default 5)")] = None,
+    max_duration: Annotated[float | None, typer.Option(help="reject audio longer than this (s; default 1200)")] = None,
+    retries: Annotated[int | None, typer.Option(min=0, max=10, help="retries of a 429/5xx/timeout (default 3)")] = None,
+    backoff: Annotated[
+        float | None, typer.Option(min=0, help="seconds before the first retry, doubling (default 2)")
+    ] = None,
+    sleep: Annotated[float | None, typer.Option(min=0, help="polite pause before each request (s; default 1)")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="seconds to wait on a silent connection (default 20)")
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
     style: Annotated[str | None, typer.Option(help="style name for these playlists (default: from the title)")] = None,
-    downloads: Annotated[int, typer.Option(min=1, max=16, help="entries downloaded at once")] = 3,
+    downloads: Annotated[int | None, typer.Option(min=1, max=16, help="entries downloaded at once (default 3)")] = None,
 ) -> None:
     """Ingest and transcribe the playlists or videos now.
 
@@ -82,14 +92,11 @@ def submit(
     try:
         urls = [validate_url(url) for url in urls]
         settings = IngestSettings(
-            min_duration=min_duration,
-            max_duration=max_duration,
-            retries=retries,
-            backoff=backoff,
-            sleep_between_requests=sleep,
-            socket_timeout=timeout,
-            parallel_downloads=downloads,
-        )
+            **_given(
+                min_duration=min_duration, max_duration=max_duration, retries=retries, backoff=backoff,
+                sleep_between_requests=sleep, socket_timeout=timeout, parallel_downloads=downloads,
+            )
+        )  # fmt: skip
         if style is not None and not re.match(STYLE_PATTERN, style):
             _fail(f"--style takes lower-case letters, digits and dashes (at most 40), not {style!r}", code=2)
     except (InvalidURLError, ValidationError) as error:
@@ -181,7 +188,9 @@ def similar(
 @app.command()
 def train(
     force: Annotated[bool, typer.Option(help="train even if no piece changed")] = False,
-    epochs: Annotated[int, typer.Option(min=1, help="at most this many epochs (early stopping)")] = 30,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="at most this many epochs, early stopping (default 12)")
+    ] = None,
     licence: Annotated[
         str | None, typer.Option(help="train only on sources whose licence contains this, e.g. 'Creative Commons'")
     ] = None,
@@ -193,7 +202,7 @@ def train(
 
     try:
         with live():
-            result = retrain_flow(force=force, epochs=epochs, licence=licence)
+            result = retrain_flow(force=force, licence=licence, **_given(epochs=epochs))
     except TrainingError as error:
         _fail(str(error))
     typer.echo(result["message"], err=True)
@@ -203,9 +212,9 @@ def train(
 
 @app.command()
 def generate(
-    count: Annotated[int, typer.Option(min=1, max=64)] = 4,
-    minutes: Annotated[float, typer.Option(min=0.1, max=30)] = 0.75,
-    temperature: Annotated[float, typer.Option(min=0.1, max=3.0)] = 1.0,
+    count: Annotated[int | None, typer.Option(min=1, max=64, help="tracks (default 4)")] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.1, max=30, help="each track's length (default 0.75)")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0.1, max=3.0, help="sampling heat (default 1)")] = None,
     seed: int | None = None,
     style: Annotated[str | None, typer.Option(help="in the style of one playlist (see `status`)")] = None,
     prompt: Annotated[Path | None, typer.Option(help="a MIDI file the tracks continue", exists=True)] = None,
@@ -219,9 +228,7 @@ def generate(
     try:
         with live():
             result = batch_flow(
-                count=count,
-                minutes=minutes,
-                temperature=temperature,
+                **_given(count=count, minutes=minutes, temperature=temperature),
                 seed=seed,
                 style=style,
                 prompt_midi=str(prompt.resolve()) if prompt else None,

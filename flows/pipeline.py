@@ -323,9 +323,9 @@ def retrain_flow(
 
 @flow(name="nightly-batch", log_prints=True)
 def batch_flow(
-    count: int = 4,
-    minutes: float = 0.75,
-    temperature: float = 1.0,
+    count: int = GenerateSettings.count,
+    minutes: float = GenerateSettings.minutes,
+    temperature: float = GenerateSettings.temperature,
     seed: int | None = None,
     style: str | None = None,
     prompt_midi: str | None = None,

@@ -43,3 +43,31 @@ def test_sources_are_paged_and_filtered(catalogue: Catalogue) -> None:
     wrong = runner.invoke(app, ["sources", "--state", "done"])
     said = " ".join(re.sub("[│╭╮╰╯─]", " ", wrong.output).split())  # typer's box, wrapped to the terminal
     assert wrong.exit_code == 2 and "'done' is not a state; one of: pending, downloaded" in said
+
+
+def test_each_commands_stated_defaults_are_the_settings_types_own() -> None:
+    """An option left out takes the settings type's default; the number its help states is that default."""
+    import typer.main
+
+    from generate.batch import GenerateSettings
+    from ingest.youtube import IngestSettings
+    from train.training import TrainSettings
+
+    fields = {
+        "submit": (IngestSettings(), {"sleep": "sleep_between_requests", "timeout": "socket_timeout",
+                                      "downloads": "parallel_downloads"}),
+        "train": (TrainSettings(), {}),
+        "generate": (GenerateSettings(), {}),
+    }  # fmt: skip
+    command = typer.main.get_command(app)
+    checked = 0
+    for name, (defaults, renamed) in fields.items():
+        for param in command.commands[name].params:  # type: ignore[attr-defined]
+            stated = re.search(r"default ([0-9.]+)\)", param.help or "")
+            if not stated:
+                continue
+            assert param.default is None, f"{name} --{param.name} repeats its default instead of leaving it out"
+            value = getattr(defaults, renamed.get(param.name, param.name))
+            assert float(stated.group(1)) == value, f"{name} --{param.name}: help says {stated.group(1)}, it is {value}"
+            checked += 1
+    assert checked == 11
