@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from functools import lru_cache
 from itertools import islice
@@ -139,10 +140,14 @@ def transcribe(source_ids: list[int], workers: int) -> TranscribeResult:
     tracker = Progress(
         "transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)", stage="transcription"
     )
+    started, heard = time.monotonic(), [0.0]  # audio seconds recorded so far, for the speed shown
 
     def progress(done: int, total: int, outcome: TranscribeOutcome) -> None:
         logger.info("%d/%d source %d: %s %s", done, total, outcome.source_id, outcome.state.value, outcome.reason or "")
-        tracker.update(done, total, f"source {outcome.source_id}: {outcome.reason or outcome.state.value}")
+        heard[0] += outcome.seconds
+        speed = heard[0] / max(time.monotonic() - started, 1e-9)
+        verdict = outcome.reason or outcome.state.value
+        tracker.update(done, total, f"{speed:.0f}x real time; source {outcome.source_id}: {verdict}")
 
     summary = transcribe_sources(cat.sessions, source_ids, cat.home.midi_dir, workers=workers, progress=progress)
     return TranscribeResult.of(summary)
@@ -228,9 +233,8 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
         finished = next(as_completed(running))
         running.remove(finished)
         results.append(outcome := finished.result())
-        progress.update(
-            len(results), len(pending), f"source {outcome.source_id}: {outcome.reason or outcome.state.value}"
-        )
+        what = outcome.title or f"source {outcome.source_id}"
+        progress.update(len(results), len(pending), f"{what}: {outcome.reason or outcome.state.value}")
         if (source_id := next(queue, None)) is not None:
             running.append(download.submit(source_id, request.settings))
     summary = IngestResult.of(playlists, results)
@@ -270,9 +274,7 @@ def fan_out_flow(source_ids: list[int]) -> TranscribeResult:
     for done, future in enumerate(futures, start=1):
         results.append(future.result())
         progress.update(done, len(source_ids))
-    outcomes = [outcome for summary in results for outcome in summary.outcomes]
-    seconds = sum(summary.audio_seconds for summary in results)
-    return TranscribeResult.of(TranscribeSummary(outcomes=outcomes, audio_seconds=seconds))
+    return TranscribeResult.of(TranscribeSummary(outcomes=[o for summary in results for o in summary.outcomes]))
 
 
 @task(name="transcribe-source")

@@ -27,6 +27,7 @@ class DownloadOutcome:
     state: SourceState
     reason: Reason | None = None
     downloaded: bool = False  # False when nothing was fetched (already there, or rejected)
+    title: str | None = None
 
 
 STYLE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -174,10 +175,11 @@ def download_source(
         source = session.get(Source, source_id)
         if source is None or source.state != SourceState.PENDING:
             state = source.state if source else SourceState.REJECTED
-            return DownloadOutcome(source_id, state, Reason.read(source.reason) if source else Reason.MISSING)
+            reason = Reason.read(source.reason) if source else Reason.MISSING
+            return DownloadOutcome(source_id, state, reason, title=source.title if source else None)
         if not claimed:
-            return DownloadOutcome(source_id, SourceState.PENDING, Reason.CLAIMED_ELSEWHERE)
-        url, listed_duration = source.url, source.duration
+            return DownloadOutcome(source_id, SourceState.PENDING, Reason.CLAIMED_ELSEWHERE, title=source.title)
+        url, listed_duration, title = source.url, source.duration, source.title
 
     fetched = False
     path = _finished_download(audio_dir, source_id)
@@ -192,7 +194,7 @@ def download_source(
                 source = session.get_one(Source, source_id)
                 source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, detail
                 release(source)
-            return DownloadOutcome(source_id, SourceState.REJECTED, error.reason)
+            return DownloadOutcome(source_id, SourceState.REJECTED, error.reason, title=title)
         path, info, fetched = download.path, download.info, True
 
     content_hash = file_sha256(path)
@@ -209,7 +211,7 @@ def download_source(
             source.state, source.reason = SourceState.REJECTED, Reason.DUPLICATE
             source.reason_detail = f"same audio as source {twin.id}"
             path.unlink(missing_ok=True)
-            return DownloadOutcome(source_id, SourceState.REJECTED, Reason.DUPLICATE, fetched)
+            return DownloadOutcome(source_id, SourceState.REJECTED, Reason.DUPLICATE, fetched, title=title)
         source.audio_path = str(path)
         source.state = SourceState.DOWNLOADED
         source.title = source.title or _str(info.get("title"))
@@ -220,7 +222,7 @@ def download_source(
         duration = info.get("duration")
         if isinstance(duration, (int, float)):
             source.duration = float(duration)
-    return DownloadOutcome(source_id, SourceState.DOWNLOADED, None, fetched)
+    return DownloadOutcome(source_id, SourceState.DOWNLOADED, None, fetched, title=source.title)
 
 
 def _str(value: object) -> str | None:

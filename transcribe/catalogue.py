@@ -35,12 +35,16 @@ class TranscribeOutcome:
     state: SourceState
     reason: Reason | None = None
     transcribed: bool = False
+    seconds: float = 0.0  # audio seconds transcribed
 
 
 @dataclass
 class TranscribeSummary:
     outcomes: list[TranscribeOutcome] = field(default_factory=list)
-    audio_seconds: float = 0.0
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(o.seconds for o in self.outcomes)
 
     def counts(self) -> dict[str, Any]:
         rejected: dict[str, int] = {}
@@ -84,7 +88,7 @@ def record_piece(
         release(source)
         if result.analysis is None or result.midi_path is None:
             source.state, source.reason, source.reason_detail = SourceState.REJECTED, result.reason, result.detail
-            return TranscribeOutcome(result.source_id, SourceState.REJECTED, result.reason)
+            return TranscribeOutcome(result.source_id, SourceState.REJECTED, result.reason, seconds=result.seconds)
         analysis = result.analysis
         row = session.scalar(select(Transcription).where(Transcription.source_id == result.source_id))
         if row is None:
@@ -101,7 +105,9 @@ def record_piece(
             source.state, source.reason, source.reason_detail = SourceState.ACCEPTED, None, None
         else:
             source.state, source.reason, source.reason_detail = SourceState.REJECTED, result.reason, result.detail
-        return TranscribeOutcome(result.source_id, source.state, source.reason, transcribed=True)
+        return TranscribeOutcome(
+            result.source_id, source.state, Reason.read(source.reason), transcribed=True, seconds=result.seconds
+        )
 
 
 def transcribe_sources(
@@ -128,7 +134,6 @@ def transcribe_sources(
     for result in run_pieces(jobs, settings, filter_settings, workers=workers):
         outcome = record_piece(sessions, result, settings, filter_settings)
         summary.outcomes.append(outcome)
-        summary.audio_seconds += result.seconds
         if progress is not None:
             progress(len(summary.outcomes), len(jobs), outcome)
     return summary
