@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
@@ -23,10 +22,17 @@ from prefect.futures import as_completed
 from pydantic import BaseModel, Field, field_validator
 
 from db.catalogue import Catalogue, open_catalogue
-from db.models import Reason, SourceState
+from db.models import Reason
 from flows.progress import report
 from generate.batch import GenerateSettings, generate_batch
-from ingest.catalogue import STYLE_PATTERN, DownloadOutcome, download_source, pending_source_ids, save_listing
+from ingest.catalogue import (
+    STYLE_PATTERN,
+    DownloadOutcome,
+    download_counts,
+    download_source,
+    pending_source_ids,
+    save_listing,
+)
 from ingest.errors import IngestError
 from ingest.youtube import IngestSettings, list_playlist, validate_url
 from train.reference import FEATURES
@@ -86,12 +92,8 @@ class IngestResult(BaseModel):
 
     @classmethod
     def of(cls, playlists: list[PlaylistResult], outcomes: list[DownloadOutcome]) -> IngestResult:
-        return cls(
-            playlists=playlists,
-            downloaded=sum(o.downloaded for o in outcomes),
-            states=dict(Counter(o.state.value for o in outcomes)),
-            rejected=dict(Counter(o.reason for o in outcomes if o.state is SourceState.REJECTED and o.reason)),
-        )
+        downloaded, states, rejected = download_counts(outcomes)
+        return cls(playlists=playlists, downloaded=downloaded, states=states, rejected=rejected)
 
 
 class TranscribeResult(BaseModel):

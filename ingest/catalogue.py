@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,17 @@ def _str(value: object) -> str | None:
     return str(value) if value else None
 
 
+def download_counts(outcomes: Iterable[DownloadOutcome]) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(sources downloaded, sources per state, rejections per reason): the one tally of a run's downloads."""
+    downloaded, states, rejected = 0, Counter[str](), Counter[str]()
+    for outcome in outcomes:
+        downloaded += outcome.downloaded
+        states[outcome.state.value] += 1
+        if outcome.state is SourceState.REJECTED and outcome.reason:
+            rejected[outcome.reason] += 1
+    return downloaded, dict(states), dict(rejected)
+
+
 @dataclass
 class IngestSummary:
     playlists: int = 0
@@ -270,8 +282,5 @@ def ingest_urls(
         summary.playlists += 1
     with sessions() as session:
         pending = pending_source_ids(session)
-    for outcome in download_sources(sessions, pending, audio_dir, settings):
-        summary.downloaded += outcome.downloaded
-        if outcome.state is SourceState.REJECTED and outcome.reason:
-            summary.rejected[outcome.reason] = summary.rejected.get(outcome.reason, 0) + 1
+    summary.downloaded, _, summary.rejected = download_counts(download_sources(sessions, pending, audio_dir, settings))
     return summary
