@@ -260,10 +260,10 @@ def pull(
             row = None
             _fail(f"--batch takes a number or 'latest', not {batch!r}", code=2)
         if row is None:
-            _fail(f"no batch {batch!r} in the catalogue")
+            _fail(f"no batch {batch!r} in the catalogue: `tunesmith generate` makes one, `tunesmith status` lists them")
         source = Path(row.folder)  # type: ignore[union-attr]
     if not source.is_dir():
-        _fail(f"batch folder {source} is missing")
+        _fail(f"batch folder {source} is missing (moved or deleted): `tunesmith generate` makes a new batch")
     target = to / source.name
     shutil.copytree(source, target, dirs_exist_ok=True)
     typer.echo(str(target))

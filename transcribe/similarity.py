@@ -45,7 +45,11 @@ def most_similar(session: Session, source_id: int, n: int = 5) -> list[Neighbour
             sources[source.id] = source
     if source_id not in vectors:
         known = session.get(Source, source_id)
-        why = "is not in the catalogue" if known is None else f"has no audio features yet (state {known.state.value})"
+        why = (
+            "is not in the catalogue (`tunesmith sources` lists them)"
+            if known is None
+            else f"has no audio features yet (state {known.state.value}): a transcribed source has them"
+        )
         raise SimilarityError(f"source {source_id} {why}")
     ids = sorted(vectors)
     matrix = np.stack([vectors[i] for i in ids])
