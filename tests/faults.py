@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sample.feed import FeedServer, RequestLog, serve
 
@@ -75,17 +76,13 @@ class FaultyHandler(RequestLog):
             return True
         return False
 
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
+    def send_head(self) -> Any:
+        """What GET and HEAD both answer with (after :class:`RequestLog` has noted the request): the fault, when
+        one is set and still active, else the file."""
         fault = self._fault()
-        if fault is None or not self._misbehave(fault, body=True):
-            super(RequestLog, self).do_GET()
-
-    def do_HEAD(self) -> None:
-        self.server.requests.append(f"HEAD {self.path}")
-        fault = self._fault()
-        if fault is None or not self._misbehave(fault, body=False):
-            super(RequestLog, self).do_HEAD()
+        if fault is not None and self._misbehave(fault, body=self.command == "GET"):
+            return None  # answered: nothing left to copy
+        return super().send_head()
 
 
 @dataclass
