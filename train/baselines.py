@@ -128,7 +128,7 @@ def _prototype_inputs(ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.
 
 def prototype_score(
     train: Windowed,
-    val_ids: np.ndarray,
+    val: IdStream,
     vocab_size: int,
     note_ids: np.ndarray,
     *,
@@ -137,7 +137,7 @@ def prototype_score(
     budget_seconds: float = 120.0,
     seed: int = 0,
 ) -> tuple[Score, dict[str, float]]:
-    """Train the prototype on the training stream (up to ``epochs`` or the time budget); score it on ``val_ids[1:]``.
+    """Train the prototype on the training stream (up to ``epochs`` or the time budget); score it on ``val.ids[1:]``.
 
     Windows start every ``stride`` ids, the stride chosen so an epoch sees at most ``max_windows``.
     """
@@ -158,8 +158,8 @@ def prototype_score(
     started = time.perf_counter()
     history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, shuffle=True, callbacks=[Budget()])
     seconds = time.perf_counter() - started
+    val_ids = val.ids
     targets = np.arange(1, len(val_ids))
-    val = IdStream(val_ids, np.zeros(len(val_ids), np.int8), np.zeros(len(val_ids), np.int8))
     inputs, _ = _prototype_inputs(_prototype_windows(val, targets, PROTOTYPE_WINDOW), vocab_size)
     probs = model.predict(inputs, batch_size=256, verbose=0)
     picked = np.clip(probs[np.arange(len(targets)), val_ids[targets]], 1e-12, 1.0)

@@ -388,7 +388,7 @@ def fit(
         }
         if settings.prototype_epochs > 0:
             proto, run = prototype_score(
-                train_stream, val_stream.ids, len(vocab), notes, epochs=settings.prototype_epochs,
+                train_stream, val_stream, len(vocab), notes, epochs=settings.prototype_epochs,
                 budget_seconds=settings.prototype_seconds, seed=settings.seed,
             )  # fmt: skip
             metrics["baselines"]["prototype"] = proto.to_dict() | run
