@@ -6,16 +6,19 @@ each, MIDI written, analysis and verdict computed) and prints:
 
 - throughput in audio seconds per wall second, counting worker start-up and model loading;
 - mean note F1 (mir_eval, onset-only, 50 ms) of the current defaults against the rendered MIDI;
-- with ``--tune``: basic-pitch's defaults against a grid of thresholds, chosen on half the pieces
-  and reported on the other half (no tuning on the pieces that score it);
+- with ``--timbres N``: N chorales and N fiddle tunes each rendered on eight General MIDI timbres
+  (``sample.timbres``), and the onset F1 per timbre on the held-out half (every other piece) for
+  basic-pitch's defaults, the one piano-tuned setting and the pipeline's per-piece choice;
+- with ``--tune`` too: the note settings and the articulation bound chosen on the other half;
 - peak memory of one process transcribing a short file and a 20-minute file (bounded memory).
 
-Run: ``.venv/bin/python bench/transcription.py [--pieces 16] [--workers 2] [--tune] [--long]``
+Run: ``.venv/bin/python bench/transcription.py [--pieces 16] [--workers 2] [--timbres 16 [--tune]] [--long]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,14 +39,32 @@ import numpy as np  # noqa: E402
 import pretty_midi  # noqa: E402
 
 from sample.corpus import RenderedPiece, render_pieces  # noqa: E402
+from sample.timbres import TIMBRE_NAMES, TimbreRender, render_timbres  # noqa: E402
 from transcribe.analysis import FilterSettings  # noqa: E402
-from transcribe.basic_pitch import Transcriber, TranscriptionSettings, notes_from_posteriors  # noqa: E402
+from transcribe.basic_pitch import (  # noqa: E402
+    Articulation,
+    NoteSettings,
+    Posteriors,
+    Transcriber,
+    TranscriptionSettings,
+    harmonic_share,
+    notes_from_posteriors,
+    onset_support,
+)
 from transcribe.notes import NoteEvent  # noqa: E402
 from transcribe.parallel import default_workers, run_pieces  # noqa: E402
 from transcribe.piece import PieceJob  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "transcription"
-BASIC_PITCH_DEFAULTS = TranscriptionSettings(onset_threshold=0.5, frame_threshold=0.3, minimum_note_length_ms=127.7)
+BASIC_PITCH_DEFAULTS = NoteSettings(
+    onset_threshold=0.5, frame_threshold=0.3, minimum_note_length_ms=127.7, melodia_trick=True
+)
+PIANO_TUNED = NoteSettings(onset_threshold=0.7, frame_threshold=0.3)  # tunesmith's one setting, tuned on piano
+# The mixed-timbre set: chorales (four voices, slow) and O'Neill's fiddle tunes (one fast line), none of them
+# the demo's, the tests' or the quality bench's.
+TIMBRE_CHORALES_SKIP = 40  # past the chorales the throughput figures use
+TIMBRE_TUNES = tuple(f"oneills1850/0351-0400#{n}" for n in range(24))
+TUNE_TEMPOS = (104, 112, 120, 96, 108, 116)
 
 
 def chorale_names(count: int) -> tuple[str, ...]:
@@ -69,8 +91,8 @@ def cached_renders(count: int) -> list[RenderedPiece]:
 
 
 def reference_notes(midi_path: Path) -> list[NoteEvent]:
-    midi = pretty_midi.PrettyMIDI(str(midi_path))
-    return [NoteEvent(n.start, n.end, n.pitch) for inst in midi.instruments for n in inst.notes]
+    midi = pretty_midi.PrettyMIDI(str(midi_path))  # a band's drum kit is not notes to transcribe
+    return [NoteEvent(n.start, n.end, n.pitch) for inst in midi.instruments if not inst.is_drum for n in inst.notes]
 
 
 def onset_f1(reference: list[NoteEvent], estimate: list[NoteEvent]) -> float:
@@ -123,35 +145,180 @@ def model_ceiling(pieces: list[RenderedPiece]) -> tuple[float, float]:
     return sum(p.duration for p in pieces), time.perf_counter() - started
 
 
-def tune(pieces: list[RenderedPiece]) -> TranscriptionSettings:
-    """Grid-search the note-creation thresholds on half the pieces; report on the other half."""
-    transcriber = Transcriber(BASIC_PITCH_DEFAULTS)
-    posteriors = [transcriber.posteriors(p.audio_path) for p in pieces]
-    references = [reference_notes(p.midi_path) for p in pieces]
-    tuning, held_out = range(0, len(pieces), 2), range(1, len(pieces), 2)
+@dataclass
+class TimbreSet:
+    """The mixed-timbre renders with their model posteriors (computed once) and reference notes."""
 
-    def score(settings: TranscriptionSettings, indices: range) -> float:
-        return statistics.mean(onset_f1(references[i], notes_from_posteriors(posteriors[i], settings)) for i in indices)
+    renders: list[TimbreRender]
+    posteriors: list[Posteriors]
+    references: list[list[NoteEvent]]
+    held_out: list[bool]  # by piece: every other piece, sorted by name, is held out
 
-    grid = [
-        TranscriptionSettings(onset_threshold=o, frame_threshold=f, minimum_note_length_ms=m, melodia_trick=t)
-        for o, f, m, t in itertools.product(
-            (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.2, 0.3, 0.4), (34.8, 58.0, 92.9, 127.7), (True, False)
-        )
+    def indices(self, held_out: bool) -> list[int]:
+        return [i for i, h in enumerate(self.held_out) if h == held_out]
+
+
+def timbre_set(count: int) -> TimbreSet:
+    from sample.corpus import chorale_names
+
+    folder = CACHE / "timbres"
+    started = time.perf_counter()
+    renders = render_timbres(folder, chorale_names(count + 8, skip=TIMBRE_CHORALES_SKIP), count=count)  # spares
+    renders += render_timbres(folder, TIMBRE_TUNES, tempos=TUNE_TEMPOS, count=count)
+    transcriber = Transcriber()
+    posteriors = [transcriber.posteriors(r.audio_path) for r in renders]
+    pieces = sorted({r.piece for r in renders})
+    held = {name: i % 2 == 1 for i, name in enumerate(pieces)}
+    print(
+        f"{len(pieces)} pieces x {len(TIMBRE_NAMES)} timbres, {sum(r.duration for r in renders):.0f} s of audio "
+        f"(rendered or cached, posteriors in {time.perf_counter() - started:.0f} s)"
+    )
+    return TimbreSet(
+        renders, posteriors, [reference_notes(r.midi_path) for r in renders], [held[r.piece] for r in renders]
+    )
+
+
+def per_timbre(data: TimbreSet, notes: list[list[NoteEvent]], indices: list[int]) -> dict[str, float]:
+    """Mean onset F1 per timbre over ``indices`` (``notes`` holds every render's estimate)."""
+    scores: dict[str, list[float]] = {}
+    for i in indices:
+        scores.setdefault(data.renders[i].timbre, []).append(onset_f1(data.references[i], notes[i]))
+    return {t: statistics.mean(scores[t]) for t in TIMBRE_NAMES if t in scores}
+
+
+def decoded(data: TimbreSet, settings: TranscriptionSettings) -> tuple[list[list[NoteEvent]], list[Articulation]]:
+    """Every render's notes as the pipeline reads them with ``settings`` (articulation chosen per piece)."""
+    notes, chosen = [], []
+    for post in data.posteriors:
+        articulation = settings.read(post).articulation
+        notes.append(notes_from_posteriors(post, settings.notes(articulation)))
+        chosen.append(articulation)
+    return notes, chosen
+
+
+def timbre_table(data: TimbreSet, rows: dict[str, TranscriptionSettings] | None = None) -> None:
+    """Onset F1 per timbre on the held-out half: basic-pitch's defaults, the piano-tuned setting, the pipeline's."""
+    held = data.indices(held_out=True)
+    rows = rows or {
+        "basic-pitch defaults": TranscriptionSettings(struck=BASIC_PITCH_DEFAULTS, sustained_below=0.0),
+        "one setting, tuned on piano": TranscriptionSettings(struck=PIANO_TUNED, sustained_below=0.0),
+        "per piece (the pipeline's)": TranscriptionSettings(),
+    }
+    print(f"\nonset F1 (50 ms) on the {len({data.renders[i].piece for i in held})} held-out pieces, per timbre:")
+    print(f"{'settings':30} " + " ".join(f"{t[:8]:>8}" for t in TIMBRE_NAMES) + f" {'mean':>6} {'min':>6}")
+    chosen: list[Articulation] = []
+    for label, settings in rows.items():
+        notes, chosen = decoded(data, settings)
+        table = per_timbre(data, notes, held)
+        cells = " ".join(f"{table[t]:8.2f}" for t in TIMBRE_NAMES)
+        print(f"{label:30} {cells} {statistics.mean(table.values()):6.3f} {min(table.values()):6.2f}", end="")
+        split = [
+            statistics.mean(
+                onset_f1(data.references[i], notes[i])
+                for i in held
+                if data.renders[i].timbre == "piano" and ("#" in data.renders[i].piece) == tunes
+            )
+            for tunes in (False, True)
+        ]
+        print(f"   (piano chorales {split[0]:.3f}, piano tunes {split[1]:.3f})")
+    for articulation in (Articulation.SUSTAINED, Articulation.SUSTAINED_HARMONICS):
+        share = {
+            t: statistics.mean(chosen[i] is articulation for i in held if data.renders[i].timbre == t)
+            for t in TIMBRE_NAMES
+        }
+        print(f"{'read as ' + articulation:30} " + " ".join(f"{share[t]:8.2f}" for t in TIMBRE_NAMES))
+
+
+def tune(data: TimbreSet) -> TranscriptionSettings:
+    """Choose each articulation's note settings and the two bounds on the tuning half; report both halves.
+
+    Every candidate is decoded once per render (an onset shift is applied after decoding, so shifts cost
+    nothing). For each pair of bounds, each articulation takes the candidate best on its own tuning pieces (a
+    struck one must keep piano chorales and piano tunes each within 0.02 of the piano-tuned setting); the
+    bounds are then ranked by the
+    mean over timbres plus half the worst timbre, so no timbre is given up for the others.
+    """
+    tuning, held = data.indices(held_out=False), data.indices(held_out=True)
+    bases = [
+        NoteSettings(onset_threshold=o, frame_threshold=f, melodia_trick=m)
+        for o, f, m in itertools.product((0.3, 0.4, 0.5, 0.7), (0.3, 0.5), (False, True))
     ]
-    ranked = sorted(grid, key=lambda s: score(s, tuning), reverse=True)
-    best = ranked[0]
-    print(f"\ntuning on {len(tuning)} pieces, {len(grid)} settings; reporting on the other {len(held_out)}:")
-    print(f"{'settings':64} {'tune F1':>8} {'held-out F1':>12}")
-    for label, s in [("basic-pitch defaults", BASIC_PITCH_DEFAULTS), ("tunesmith defaults", TranscriptionSettings())]:
-        print(f"{label:64} {score(s, tuning):8.3f} {score(s, held_out):12.3f}")
-    for s in ranked[:5]:
-        label = (
-            f"onset {s.onset_threshold} frame {s.frame_threshold} "
-            f"min {s.minimum_note_length_ms} ms melodia {s.melodia_trick}"
+    support = [onset_support(p) for p in data.posteriors]
+    harmonics = [harmonic_share(p) for p in data.posteriors]
+    f1: dict[NoteSettings, list[float]] = {}
+    for base in bases:
+        raw = [notes_from_posteriors(p, base) for p in data.posteriors]
+        for shift in (0.0, -15.0, -30.0, -45.0):
+            moved = [[dataclasses.replace(n, start=max(0.0, n.start + shift / 1000)) for n in ns] for ns in raw]
+            f1[dataclasses.replace(base, onset_shift_ms=shift)] = [
+                onset_f1(data.references[i], moved[i]) for i in range(len(raw))
+            ]
+
+    def piano(settings: NoteSettings) -> tuple[float, float]:
+        """Mean F1 on the tuning half's piano chorales and piano tunes: neither may lose more than 0.02."""
+        return tuple(  # type: ignore[return-value]
+            statistics.mean(
+                f1[settings][i]
+                for i in tuning
+                if data.renders[i].timbre == "piano" and ("#" in data.renders[i].piece) == tunes
+            )
+            for tunes in (False, True)
         )
-        print(f"{label:64} {score(s, tuning):8.3f} {score(s, held_out):12.3f}")
-    return best
+
+    floor = tuple(f - 0.02 for f in piano(PIANO_TUNED))
+
+    def kind(i: int, bounds: tuple[float, float]) -> Articulation:
+        if support[i] >= bounds[0]:
+            return Articulation.STRUCK
+        return Articulation.SUSTAINED_HARMONICS if harmonics[i] >= bounds[1] else Articulation.SUSTAINED
+
+    def choose(bounds: tuple[float, float]) -> dict[Articulation, NoteSettings]:
+        chosen = {}
+        for articulation in Articulation:
+            mine = [i for i in tuning if kind(i, bounds) is articulation]
+            allowed = [
+                s
+                for s in f1
+                if articulation is not Articulation.STRUCK or all(a >= b for a, b in zip(piano(s), floor, strict=True))
+            ]
+            chosen[articulation] = max(allowed, key=lambda s: statistics.mean(f1[s][i] for i in mine) if mine else 0)
+        return chosen
+
+    def table(bounds: tuple[float, float], chosen: dict[Articulation, NoteSettings], indices: list[int]) -> dict:
+        by: dict[str, list[float]] = {}
+        for i in indices:
+            by.setdefault(data.renders[i].timbre, []).append(f1[chosen[kind(i, bounds)]][i])
+        return {t: statistics.mean(v) for t, v in by.items()}
+
+    results = []
+    for bounds in itertools.product((0.2, 0.3, 0.4, 0.5), (0.14, 0.18, 0.22, 0.26, 1.01)):
+        chosen = choose(bounds)
+        tuned = table(bounds, chosen, tuning)
+        results.append((statistics.mean(tuned.values()) + 0.5 * min(tuned.values()), bounds, chosen))
+    results.sort(key=lambda r: r[0], reverse=True)
+    pieces = len({data.renders[i].piece for i in tuning})
+    print(f"\ntuning on {pieces} pieces x {len(TIMBRE_NAMES)} timbres, {len(f1)} note settings, {len(results)} pairs")
+    print("of bounds (sustained below, harmonics from; 1.01: never); mean / min over timbres:")
+    for _, bounds, chosen in results[:5]:
+        t, h = table(bounds, chosen, tuning), table(bounds, chosen, held)
+        print(f"  bounds {bounds}: tuning {statistics.mean(t.values()):.3f} / {min(t.values()):.2f}", end="")
+        print(f"   held-out {statistics.mean(h.values()):.3f} / {min(h.values()):.2f}")
+        for articulation, settings in chosen.items():
+            print(f"    {articulation:20} {_label(settings)}")
+    _, (below, harmonics_from), chosen = results[0]
+    return TranscriptionSettings(
+        struck=chosen[Articulation.STRUCK],
+        sustained=chosen[Articulation.SUSTAINED],
+        sustained_harmonics=chosen[Articulation.SUSTAINED_HARMONICS],
+        sustained_below=below,
+        harmonics_from=min(harmonics_from, 1.0),
+    )
+
+
+def _label(s: NoteSettings) -> str:
+    return (
+        f"onset {s.onset_threshold} frame {s.frame_threshold} melodia {s.melodia_trick} shift {s.onset_shift_ms:g} ms"
+    )
 
 
 def peak_memory(audio: Path) -> float:
@@ -189,7 +356,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pieces", type=int, default=16)
     parser.add_argument("--workers", type=int, default=default_workers())
-    parser.add_argument("--tune", action="store_true", help="grid-search the note thresholds")
+    parser.add_argument("--timbres", type=int, default=0, help="F1 per timbre on N chorales and N fiddle tunes")
+    parser.add_argument("--tune", action="store_true", help="with --timbres: choose the note settings (slow)")
     parser.add_argument("--long", action="store_true", help="peak memory: a 2-minute file against a 20-minute one")
     args = parser.parse_args()
 
@@ -210,8 +378,11 @@ def main() -> None:
     audio, seconds = model_ceiling(pieces)
     print(f"basic-pitch's network alone (all cores, nothing else): {audio / seconds:.0f}x real time")
 
-    if args.tune:
-        tune(pieces)
+    if args.timbres:
+        data = timbre_set(args.timbres)
+        timbre_table(data)
+        if args.tune:
+            timbre_table(data, {"as tuned in this run": tune(data)})
 
     if args.long:
         with tempfile.TemporaryDirectory() as tmp:

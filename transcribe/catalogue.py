@@ -95,7 +95,11 @@ def record_piece(
             row = Transcription(source_id=result.source_id, midi_path=str(result.midi_path), settings={}, note_count=0)
             session.add(row)
         row.midi_path = str(result.midi_path)
-        row.settings = {"basic_pitch": settings.to_dict(), "filter": filter_settings.to_dict()}
+        row.settings = {
+            "basic_pitch": settings.to_dict(),
+            "filter": filter_settings.to_dict(),
+            "reading": result.reading.to_dict() if result.reading else None,
+        }
         row.note_count = analysis.note_count
         row.tempo = analysis.tempo
         row.features = analysis.to_dict()

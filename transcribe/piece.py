@@ -8,7 +8,7 @@ from pathlib import Path
 
 from db.models import Reason
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
-from transcribe.basic_pitch import Transcriber, TranscriptionError, write_midi
+from transcribe.basic_pitch import Reading, Transcriber, TranscriptionError, write_midi
 from transcribe.beats import BeatGrid
 
 
@@ -31,6 +31,7 @@ class PieceResult:
     reason: Reason | None = None
     detail: str | None = None
     seconds: float = 0.0  # audio seconds transcribed
+    reading: Reading | None = None  # the articulation that chose its note settings (see TranscriptionSettings)
 
 
 def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: FilterSettings) -> PieceResult:
@@ -53,4 +54,5 @@ def process_piece(job: PieceJob, transcriber: Transcriber, filter_settings: Filt
         reason=verdict.reason,
         detail=verdict.detail,
         seconds=transcript.duration,
+        reading=transcript.reading,
     )

@@ -60,7 +60,9 @@ def test_parallel_transcription_records_verdicts_features_and_resumes(
     assert states["corrupt"][0] is SourceState.REJECTED
     chorale = rows[ids["chorale0"]]
     assert Path(chorale.midi_path).is_file() and chorale.note_count > 50
-    assert chorale.settings["basic_pitch"]["onset_threshold"] > 0  # the thresholds that made it
+    assert chorale.settings["basic_pitch"]["struck"]["onset_threshold"] > 0  # the thresholds that made it
+    assert chorale.settings["reading"]["articulation"] == "struck"  # a piano: the onset head marks its notes
+    assert chorale.settings["reading"]["onset_support"] > 0.5
     audio = chorale.features["audio"]
     assert len(audio["mfcc_mean"]) == len(audio["mfcc_var"]) == N_MFCC and len(audio["chroma"]) == 12
     assert set(audio["means"]) == {"centroid", "rolloff", "bandwidth", "zcr", "rms"}

@@ -68,11 +68,11 @@ def test_long_files_are_cut_into_segments_without_changing_the_notes(
     from transcribe import basic_pitch
 
     posteriors = transcriber.posteriors(pieces[0].audio_path)
-    whole = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings)
+    whole = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings.struck)
     monkeypatch.setattr(basic_pitch, "SEGMENT_FRAMES", basic_pitch.MODEL_WINDOW_FRAMES * 4)  # ~8 s segments
     monkeypatch.setattr(basic_pitch, "MARGIN_FRAMES", basic_pitch.MODEL_WINDOW_FRAMES * 2)
     assert len(posteriors.note) > 3 * basic_pitch.SEGMENT_FRAMES
-    cut = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings)
+    cut = basic_pitch.notes_from_posteriors(posteriors, transcriber.settings.struck)
     assert [(round(n.start, 4), round(n.end, 4), n.pitch) for n in cut] == [
         (round(n.start, 4), round(n.end, 4), n.pitch) for n in whole
     ]
@@ -96,3 +96,33 @@ def test_workers_starting_at_once_on_a_fresh_install_leave_librosa_usable(tmp_pa
     later = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
     assert later.returncode == 0, later.stderr.decode()[-2000:]
     assert later.stdout == outputs[0] and int(outputs[0]) > 50
+
+
+def test_strings_and_organ_are_read_as_sustained_and_transcribed_with_their_own_settings(
+    transcriber: Transcriber, tmp_path: Path
+) -> None:
+    """A chorale on a string ensemble or an organ swells in: the onset head barely marks its notes, so it is
+    read as sustained (the organ, whose partials the model reads as notes, with harmonics) and its notes come
+    from that reading's settings, which find far more of them than the struck settings read from the same
+    posteriors. The same chorale on a piano is read as struck."""
+    from sample.corpus import DEFAULT_PIECES
+    from sample.timbres import render_timbres
+    from transcribe.basic_pitch import Articulation, notes_from_posteriors
+
+    piano, strings, organ = render_timbres(tmp_path, DEFAULT_PIECES[:1], ("piano", "strings", "organ"))
+    assert [i.program for i in pretty_midi.PrettyMIDI(str(strings.midi_path)).instruments] == [48] * 4
+    settings = transcriber.settings
+
+    reading = transcriber.transcribe(piano.audio_path).reading
+    assert reading is not None and reading.articulation is Articulation.STRUCK
+    for render, articulation, gain in (
+        (strings, Articulation.SUSTAINED, 0.1),  # measured: 0.45 against 0.28
+        (organ, Articulation.SUSTAINED_HARMONICS, 0.03),  # measured: 0.48 against 0.43
+    ):
+        transcript = transcriber.transcribe(render.audio_path)
+        posteriors = transcriber.posteriors(render.audio_path)
+        assert transcript.reading == settings.read(posteriors)
+        assert transcript.reading.articulation is articulation, render.timbre
+        as_struck = notes_from_posteriors(posteriors, settings.struck)
+        chosen, struck = _onset_f1(render.midi_path, transcript.notes), _onset_f1(render.midi_path, as_struck)
+        assert chosen > struck + gain, (render.timbre, chosen, struck)
