@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pretty_midi
+
 from generate.audio import encode_mp3, normalise
+from generate.drums import CLOSED_HAT, KICK, SNARE
 from generate.synth import render_wav
 
 log = logging.getLogger(__name__)
-
-KICK, SNARE, CLOSED_HAT = 36, 38, 42
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,9 @@ def timbre(name: str) -> Timbre:
     raise ValueError(f"unknown timbre {name!r}: one of {', '.join(TIMBRE_NAMES)}")
 
 
-def _drum_track(midi: object) -> object:
+def _drum_track(midi: pretty_midi.PrettyMIDI) -> pretty_midi.Instrument:
     """A kit on the piece's beats: kick on the bar's first beat (and the third of four), snare on the
-    others' backbeats, closed hats on every half beat."""
-    import pretty_midi
-
-    assert isinstance(midi, pretty_midi.PrettyMIDI)
+    others, closed hats on every half beat."""
     kit = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
     beats = list(midi.get_beats())
     end = midi.get_end_time()
@@ -89,8 +87,6 @@ def _drum_track(midi: object) -> object:
 
 def voiced_midi(score_midi: Path, spec: Timbre, out_path: Path) -> Path:
     """``score_midi`` with its pitched tracks on ``spec``'s programs (and a drum kit for a band)."""
-    import pretty_midi
-
     midi = pretty_midi.PrettyMIDI(str(score_midi))
     voices = [inst for inst in midi.instruments if not inst.is_drum and inst.notes]
     voices.sort(key=lambda inst: -sum(n.pitch for n in inst.notes) / len(inst.notes))  # top voice first

@@ -25,7 +25,7 @@ import numpy as np
 
 from db.files import atomic_path
 from db.models import Reason
-from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope
+from transcribe.beats import BeatGrid, grid_from_audio
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.groove import Groove, PercussionAccumulator
 from transcribe.notes import NoteEvent
@@ -62,8 +62,8 @@ class NoteSettings:
     """basic-pitch's note-creation thresholds for one kind of sound, and a shift applied to every onset.
 
     A sustained sound (bowed strings, organ, flute) swells: the model's onset head barely fires and its
-    frames cross the threshold late, so its notes need the frames' own energy (the melodia trick) and
-    onsets read earlier than a struck sound's.
+    frames cross the threshold late, so its onsets are read earlier than a struck sound's, and its notes
+    are also built from the frames' own energy (the melodia trick) unless its partials read as notes.
     """
 
     onset_threshold: float
@@ -263,7 +263,7 @@ class Transcriber:
             minimum_frequency=self.settings.minimum_frequency,
             maximum_frequency=self.settings.maximum_frequency,
         )
-        grid = grid_from_envelope(posteriors.onset_envelope, posteriors.envelope_fps, notes, method=BEAT_METHOD)
+        grid = grid_from_audio(posteriors.onset_envelope, posteriors.envelope_fps, notes)
         return Transcript(
             notes=notes,
             tempo=posteriors.features.tempo,
