@@ -24,7 +24,7 @@ from transcribe.basic_pitch import (
     audio_onset_envelope,
     read_midi,
 )
-from transcribe.beats import BEAT_METHOD, BeatGrid, grid_from_envelope, grid_from_notes
+from transcribe.beats import BeatGrid, grid_from_audio, grid_from_notes
 from transcribe.parallel import run_pieces
 from transcribe.piece import PieceJob, PieceResult
 
@@ -149,7 +149,7 @@ def derive_grid(audio_path: Path | None, midi_path: Path) -> BeatGrid:
     if audio_path is not None and audio_path.is_file():
         try:
             envelope, fps = audio_onset_envelope(audio_path)
-            return grid_from_envelope(envelope, fps, notes, method=BEAT_METHOD)
+            return grid_from_audio(envelope, fps, notes)
         except TranscriptionError:
             pass  # unreadable audio: the notes still have their onsets
     return grid_from_notes(notes)
