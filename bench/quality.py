@@ -76,17 +76,9 @@ STYLE_FEATURES = (
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
-def _score(name: str) -> Any:
-    from music21 import corpus
-
-    path, _, number = name.partition("#")
-    parsed = corpus.parse(path)
-    return parsed.scores[int(number)] if number else parsed
-
-
 def transcribed(style: str, names: list[str]) -> list[tuple[str, Path, BeatGrid, float]]:
     """(name, transcription MIDI, beat grid, tempo) for each piece: rendered, then transcribed by the pipeline."""
-    from sample.corpus import _with_tempo, render_score
+    from sample.corpus import _with_tempo, corpus_score, render_score
     from transcribe.basic_pitch import Transcriber
 
     folder = CACHE / style
@@ -99,7 +91,7 @@ def transcribed(style: str, names: list[str]) -> list[tuple[str, Path, BeatGrid,
         if not grid_file.is_file():
             bpm = float(TEMPOS[style][i % len(TEMPOS[style])])
             try:
-                audio, _, _ = render_score(_with_tempo(_score(name), bpm), folder, stem)
+                audio, _, _ = render_score(_with_tempo(corpus_score(name), bpm), folder, stem)
             except Exception as error:  # music21 cannot write some scores: skip with the reason
                 print(f"  skipping {name}: {type(error).__name__}: {error}")
                 continue

@@ -52,6 +52,13 @@ def _with_tempo(score: stream.Score, bpm: float) -> stream.Score:
     return score
 
 
+def corpus_score(name: str) -> stream.Score:
+    """A corpus piece by name; ``path#n`` is the n-th score of a file that holds many (O'Neill's tunes)."""
+    path, _, number = name.partition("#")
+    parsed = corpus.parse(path)
+    return parsed.scores[int(number)] if number else parsed
+
+
 def hammered_note(seconds: float = 45.0, bpm: float = 120.0, pitch: str = "C4") -> stream.Score:
     """One note struck every eighth for ``seconds``: what the repetition filter must reject."""
     part = stream.Part([tempo.MetronomeMark(number=bpm), instrument.Piano()])

@@ -12,13 +12,13 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pretty_midi
 
 from generate.audio import encode_mp3, normalise
 from generate.drums import CLOSED_HAT, KICK, SNARE
 from generate.synth import render_wav
+from sample.corpus import TEMPOS, _with_tempo, corpus_score
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +99,12 @@ def voiced_midi(score_midi: Path, spec: Timbre, out_path: Path) -> Path:
     return out_path
 
 
-def corpus_score(name: str) -> Any:
-    """A corpus piece by name; ``path#n`` is the n-th score of a file that holds many (O'Neill's tunes)."""
-    from music21 import corpus
-
-    path, _, number = name.partition("#")
-    parsed = corpus.parse(path)
-    return parsed.scores[int(number)] if number else parsed
-
-
 def render_timbres(
     out_dir: Path,
     names: tuple[str, ...],
     timbres: tuple[str, ...] = TIMBRE_NAMES,
     *,
-    tempos: tuple[float, ...] = (66, 72, 80, 88, 96, 76, 84, 92),
+    tempos: tuple[float, ...] = TEMPOS,
     count: int | None = None,
 ) -> list[TimbreRender]:
     """Render up to ``count`` readable corpus pieces on every timbre, reusing renders already in ``out_dir``.
@@ -121,8 +112,6 @@ def render_timbres(
     The n-th piece plays at ``tempos[n % len(tempos)]`` bpm. A piece music21 cannot read or write is
     skipped with its reason logged (see ``sample.corpus``).
     """
-    from sample.corpus import _with_tempo
-
     out_dir.mkdir(parents=True, exist_ok=True)
     renders: list[TimbreRender] = []
     pieces = 0
