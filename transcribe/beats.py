@@ -138,19 +138,25 @@ def bar_phase(notes: Sequence[NoteEvent], beats: Sequence[float]) -> tuple[int, 
 
 
 def grid_from_envelope(
-    onset_envelope: np.ndarray, frames_per_second: float, notes: Sequence[NoteEvent], *, method: str
+    onset_envelope: np.ndarray,
+    frames_per_second: float,
+    notes: Sequence[NoteEvent],
+    *,
+    method: str,
+    latency: float = 0.0,
 ) -> BeatGrid:
+    """Beats tracked over ``onset_envelope``, moved back by the envelope's ``latency``, phased by ``notes``."""
     beats = track_beats(onset_envelope, frames_per_second=frames_per_second)
+    beats = tuple(max(0.0, b - latency) for b in beats)
     meter, phase = bar_phase(notes, beats)
     return BeatGrid(beats, meter, phase, method)
 
 
 def grid_from_audio(onset_envelope: np.ndarray, frames_per_second: float, notes: Sequence[NoteEvent]) -> BeatGrid:
     """The grid of transcribed audio: beats tracked over its onset strength, less that envelope's latency."""
-    beats = track_beats(onset_envelope, frames_per_second=frames_per_second)
-    beats = tuple(max(0.0, b - AUDIO_ENVELOPE_LATENCY) for b in beats)
-    meter, phase = bar_phase(notes, beats)
-    return BeatGrid(beats, meter, phase, BEAT_METHOD)
+    return grid_from_envelope(
+        onset_envelope, frames_per_second, notes, method=BEAT_METHOD, latency=AUDIO_ENVELOPE_LATENCY
+    )
 
 
 def grid_from_notes(notes: Sequence[NoteEvent]) -> BeatGrid:
