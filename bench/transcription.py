@@ -50,6 +50,7 @@ from transcribe.basic_pitch import (  # noqa: E402
     harmonic_share,
     notes_from_posteriors,
     onset_support,
+    read_notes,
 )
 from transcribe.notes import NoteEvent  # noqa: E402
 from transcribe.parallel import default_workers, run_pieces  # noqa: E402
@@ -178,22 +179,27 @@ def timbre_set(count: int) -> TimbreSet:
     )
 
 
-def per_timbre(data: TimbreSet, notes: list[list[NoteEvent]], indices: list[int]) -> dict[str, float]:
-    """Mean onset F1 per timbre over ``indices`` (``notes`` holds every render's estimate)."""
-    scores: dict[str, list[float]] = {}
+def per_timbre(data: TimbreSet, scores: list[float], indices: list[int]) -> dict[str, float]:
+    """Mean of ``scores`` (one per render) per timbre over ``indices``."""
+    by: dict[str, list[float]] = {}
     for i in indices:
-        scores.setdefault(data.renders[i].timbre, []).append(onset_f1(data.references[i], notes[i]))
-    return {t: statistics.mean(scores[t]) for t in TIMBRE_NAMES if t in scores}
+        by.setdefault(data.renders[i].timbre, []).append(scores[i])
+    return {t: statistics.mean(by[t]) for t in TIMBRE_NAMES if t in by}
+
+
+def piano_means(data: TimbreSet, scores: list[float], indices: list[int]) -> tuple[float, float]:
+    """Mean of ``scores`` (one per render) over the piano chorales and over the piano tunes among ``indices``."""
+    chorales, tunes = (
+        [scores[i] for i in indices if data.renders[i].timbre == "piano" and ("#" in data.renders[i].piece) == tune]
+        for tune in (False, True)
+    )
+    return statistics.mean(chorales), statistics.mean(tunes)
 
 
 def decoded(data: TimbreSet, settings: TranscriptionSettings) -> tuple[list[list[NoteEvent]], list[Articulation]]:
     """Every render's notes as the pipeline reads them with ``settings`` (articulation chosen per piece)."""
-    notes, chosen = [], []
-    for post in data.posteriors:
-        articulation = settings.read(post).articulation
-        notes.append(notes_from_posteriors(post, settings.notes(articulation)))
-        chosen.append(articulation)
-    return notes, chosen
+    read = [read_notes(post, settings) for post in data.posteriors]
+    return [notes for notes, _ in read], [reading.articulation for _, reading in read]
 
 
 def timbre_table(data: TimbreSet, rows: dict[str, TranscriptionSettings] | None = None) -> None:
@@ -209,18 +215,12 @@ def timbre_table(data: TimbreSet, rows: dict[str, TranscriptionSettings] | None 
     chosen: list[Articulation] = []
     for label, settings in rows.items():
         notes, chosen = decoded(data, settings)
-        table = per_timbre(data, notes, held)
+        scores = [onset_f1(reference, estimate) for reference, estimate in zip(data.references, notes, strict=True)]
+        table = per_timbre(data, scores, held)
         cells = " ".join(f"{table[t]:8.2f}" for t in TIMBRE_NAMES)
         print(f"{label:30} {cells} {statistics.mean(table.values()):6.3f} {min(table.values()):6.2f}", end="")
-        split = [
-            statistics.mean(
-                onset_f1(data.references[i], notes[i])
-                for i in held
-                if data.renders[i].timbre == "piano" and ("#" in data.renders[i].piece) == tunes
-            )
-            for tunes in (False, True)
-        ]
-        print(f"   (piano chorales {split[0]:.3f}, piano tunes {split[1]:.3f})")
+        chorales, tunes = piano_means(data, scores, held)
+        print(f"   (piano chorales {chorales:.3f}, piano tunes {tunes:.3f})")
     for articulation in (Articulation.SUSTAINED, Articulation.SUSTAINED_HARMONICS):
         share = {
             t: statistics.mean(chosen[i] is articulation for i in held if data.renders[i].timbre == t)
@@ -254,18 +254,10 @@ def tune(data: TimbreSet) -> TranscriptionSettings:
                 onset_f1(data.references[i], moved[i]) for i in range(len(raw))
             ]
 
-    def piano(settings: NoteSettings) -> tuple[float, float]:
-        """Mean F1 on the tuning half's piano chorales and piano tunes: neither may lose more than 0.02."""
-        return tuple(  # type: ignore[return-value]
-            statistics.mean(
-                f1[settings][i]
-                for i in tuning
-                if data.renders[i].timbre == "piano" and ("#" in data.renders[i].piece) == tunes
-            )
-            for tunes in (False, True)
-        )
-
-    floor = tuple(f - 0.02 for f in piano(PIANO_TUNED))
+    floor = [f - 0.02 for f in piano_means(data, f1[PIANO_TUNED], tuning)]  # neither may lose more than 0.02
+    struck_allowed = [
+        s for s in f1 if all(a >= b for a, b in zip(piano_means(data, f1[s], tuning), floor, strict=True))
+    ]
 
     def kind(i: int, bounds: tuple[float, float]) -> Articulation:
         if support[i] >= bounds[0]:
@@ -276,19 +268,14 @@ def tune(data: TimbreSet) -> TranscriptionSettings:
         chosen = {}
         for articulation in Articulation:
             mine = [i for i in tuning if kind(i, bounds) is articulation]
-            allowed = [
-                s
-                for s in f1
-                if articulation is not Articulation.STRUCK or all(a >= b for a, b in zip(piano(s), floor, strict=True))
-            ]
+            allowed = struck_allowed if articulation is Articulation.STRUCK else list(f1)
             chosen[articulation] = max(allowed, key=lambda s: statistics.mean(f1[s][i] for i in mine) if mine else 0)
         return chosen
 
-    def table(bounds: tuple[float, float], chosen: dict[Articulation, NoteSettings], indices: list[int]) -> dict:
-        by: dict[str, list[float]] = {}
-        for i in indices:
-            by.setdefault(data.renders[i].timbre, []).append(f1[chosen[kind(i, bounds)]][i])
-        return {t: statistics.mean(v) for t, v in by.items()}
+    def table(
+        bounds: tuple[float, float], chosen: dict[Articulation, NoteSettings], indices: list[int]
+    ) -> dict[str, float]:
+        return per_timbre(data, [f1[chosen[kind(i, bounds)]][i] for i in range(len(data.renders))], indices)
 
     results = []
     for bounds in itertools.product((0.2, 0.3, 0.4, 0.5), (0.14, 0.18, 0.22, 0.26, 1.01)):

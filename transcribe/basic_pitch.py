@@ -256,13 +256,7 @@ class Transcriber:
             TranscriptionError: the file cannot be decoded or holds no audio.
         """
         posteriors = self.posteriors(audio_path)
-        reading = self.settings.read(posteriors)
-        notes = notes_from_posteriors(
-            posteriors,
-            self.settings.notes(reading.articulation),
-            minimum_frequency=self.settings.minimum_frequency,
-            maximum_frequency=self.settings.maximum_frequency,
-        )
+        notes, reading = read_notes(posteriors, self.settings)
         grid = grid_from_audio(posteriors.onset_envelope, posteriors.envelope_fps, notes)
         return Transcript(
             notes=notes,
@@ -318,6 +312,18 @@ def harmonic_share(posteriors: Posteriors, *, frame: float = 0.5) -> float:
     below[:, 12:] = active[:, :-12]
     below[:, 19:] |= active[:, :-19]
     return float(np.count_nonzero(active & below) / np.count_nonzero(active))
+
+
+def read_notes(posteriors: Posteriors, settings: TranscriptionSettings) -> tuple[list[NoteEvent], Reading]:
+    """The piece's articulation read from its posteriors, and its notes made with that articulation's settings."""
+    reading = settings.read(posteriors)
+    notes = notes_from_posteriors(
+        posteriors,
+        settings.notes(reading.articulation),
+        minimum_frequency=settings.minimum_frequency,
+        maximum_frequency=settings.maximum_frequency,
+    )
+    return notes, reading
 
 
 def notes_from_posteriors(
