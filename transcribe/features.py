@@ -86,18 +86,15 @@ class FeatureAccumulator:
             warnings.simplefilter("ignore")
             magnitude = np.abs(librosa.stft(chunk, n_fft=N_FFT, hop_length=HOP))
             power = magnitude**2
-            per_frame = {
-                "centroid": librosa.feature.spectral_centroid(S=magnitude, sr=sr)[0],
-                "rolloff": librosa.feature.spectral_rolloff(S=magnitude, sr=sr)[0],
-                "bandwidth": librosa.feature.spectral_bandwidth(S=magnitude, sr=sr)[0],
-                "zcr": librosa.feature.zero_crossing_rate(chunk, frame_length=N_FFT, hop_length=HOP)[0],
-                "rms": librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0],
-            }
+            per_frame = spectral_shape(magnitude, sr)
+            per_frame["zcr"] = zero_crossing_rate(chunk)
+            per_frame["rms"] = librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0]
             chroma = librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0)  # A440: skip the tuning search
             mel = librosa.feature.melspectrogram(S=power, sr=sr)
-            mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
-            flatness = librosa.feature.spectral_flatness(S=magnitude)[0]
-            self._onsets.append(librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr))
+            mel_db = librosa.power_to_db(mel)
+            mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+            flatness = spectral_flatness(power)
+            self._onsets.append(librosa.onset.onset_strength(S=mel_db, sr=sr))
             self.percussion.add(magnitude)
         frames = magnitude.shape[1]
         for name, values in per_frame.items():
@@ -135,6 +132,46 @@ class FeatureAccumulator:
             silence_ratio=round(1.0 - self._loud / n, 4),
             spectral_flatness=round(self._flatness / self._loud, 4) if self._loud else 0.0,
         )
+
+
+def spectral_shape(magnitude: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+    """Per frame of a (bins, frames) magnitude spectrogram: centroid, 85% rolloff and bandwidth (Hz).
+
+    librosa's ``spectral_centroid``, ``spectral_rolloff`` and ``spectral_bandwidth`` (p=2), from one pass of
+    sums: bandwidth^2 = E[f^2] - 2c E[f] + c^2 w over the normalised frame (w = 1, or 0 in a silent frame),
+    rather than librosa's three passes with two normalisations and a (bins, frames) table of deviations.
+    """
+    freq = np.linspace(0.0, sample_rate / 2, magnitude.shape[0])  # librosa.fft_frequencies
+    total = magnitude.sum(axis=0, dtype=np.float64)
+    length = np.where(total < np.finfo(magnitude.dtype).tiny, 1.0, total)  # librosa.util.normalize(norm=1)
+    first = (freq @ magnitude) / length
+    second = ((freq**2) @ magnitude) / length
+    weight = total / length
+    centroid = first
+    spread = second - 2 * centroid * first + centroid**2 * weight
+    cumulative = np.cumsum(magnitude, axis=0)
+    reached = cumulative >= 0.85 * cumulative[-1]
+    return {
+        "centroid": centroid,
+        "rolloff": freq[np.argmax(reached, axis=0)],
+        "bandwidth": np.sqrt(np.maximum(spread, 0.0)),
+    }
+
+
+def zero_crossing_rate(chunk: np.ndarray) -> np.ndarray:
+    """librosa's ``zero_crossing_rate`` (frames of N_FFT every HOP, centred, edges repeated), from one pass of
+    sign changes over the chunk instead of a copy of every frame."""
+    padded = np.pad(chunk, (N_FFT // 2, N_FFT // 2), mode="edge")
+    negative = np.signbit(np.where(np.abs(padded) <= 1e-10, 0.0, padded))  # zeros count as positive
+    changes = np.concatenate([[0], np.cumsum(negative[1:] != negative[:-1])])
+    starts = np.arange(1 + (padded.size - N_FFT) // HOP) * HOP
+    return (changes[starts + N_FFT - 1] - changes[starts]) / N_FFT
+
+
+def spectral_flatness(power: np.ndarray, *, amin: float = 1e-10) -> np.ndarray:
+    """librosa's ``spectral_flatness`` of a magnitude spectrogram, given its power (already computed)."""
+    floored = np.maximum(amin, power)
+    return np.exp(np.mean(np.log(floored), axis=0)) / np.mean(floored, axis=0)
 
 
 def estimate_tempo(onset_envelope: np.ndarray, sample_rate: int, *, default: float = 120.0) -> float:

@@ -2,7 +2,8 @@
 
 While the audio streams past, each chunk's magnitude spectrogram (the one the features already
 compute), coarsened to 43 Hz bins and 46 ms frames, is split into harmonic and percussive parts
-(librosa's median-filter HPSS). The percussive part's onset strength is kept in three bands, where a
+(a median-filter HPSS, librosa's, with its medians taken by a sorting network: the same numbers, five times
+faster than scipy's filter). The percussive part's onset strength is kept in three bands, where a
 drum kit's kick (below 150 Hz), snare (150 Hz-2 kHz) and hats and cymbals (above 5 kHz) sit. Once the
 beat grid is tracked, each band's strength is read at every sixteenth of every bar and averaged by
 position in the bar: a histogram of onsets by position, per band, relative to the band's mean (1.0: an
@@ -20,6 +21,7 @@ separate them (0.54 for a plain piano chorale).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from transcribe.beats import BeatGrid
-from transcribe.numba_cache import load_librosa
 
 BANDS = (("kick", 0.0, 150.0), ("snare", 150.0, 2000.0), ("hats", 5000.0, 1e9))
 STEPS_PER_BEAT = 4
 BIN_GROUP = 4  # STFT bins averaged into one (2048-point STFT at 22,050 Hz: 43 Hz bins)
 FRAME_GROUP = 2  # frames averaged into one (hop 512: 46 ms frames)
 PERCUSSION_FLATNESS = 0.235  # the percussive high band's flatness from which a piece has percussion
+HPSS_KERNEL = 17  # median filter length, in coarse frames (harmonic) and coarse bins (percussive)
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,12 @@ class PercussionAccumulator:
         self._flatness = 0.0
 
     def add(self, magnitude: np.ndarray) -> None:
-        librosa = load_librosa()
         frames = magnitude.shape[1] // FRAME_GROUP
         if frames < 1:
             return
         coarse = magnitude[: self._bins * BIN_GROUP, : frames * FRAME_GROUP]
         coarse = coarse.reshape(self._bins, BIN_GROUP, frames, FRAME_GROUP).mean(axis=(1, 3))
-        harmonic, percussive = librosa.decompose.hpss(coarse**2, kernel_size=17)
+        harmonic, percussive = hpss(coarse**2, HPSS_KERNEL)
         high = percussive[self._high]
         energy = high.sum(axis=0)
         self._percussive_high += float(energy.sum())
@@ -118,6 +119,68 @@ class PercussionAccumulator:
             self.envelopes(), self.frames_per_second, grid, percussive_share=self.percussive_share,
             flatness=self.flatness,
         )  # fmt: skip
+
+
+def hpss(power: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic and percussive parts of a (bins, frames) spectrogram: ``librosa.decompose.hpss(power,
+    kernel_size=kernel)`` (median filters along time and frequency, Wiener-like soft masks of power 2)."""
+    harmonic = median_filter(power, kernel, axis=1)
+    percussive = median_filter(power, kernel, axis=0)
+    scale = np.maximum(harmonic, percussive)
+    silent = scale < np.finfo(power.dtype).tiny
+    scale[silent] = 1
+    harmonic_weight = (harmonic / scale) ** 2
+    percussive_weight = (percussive / scale) ** 2
+    total = harmonic_weight + percussive_weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        harmonic_mask = np.where(silent, 0.5, harmonic_weight / total)
+        percussive_mask = np.where(silent, 0.5, percussive_weight / total)
+    return power * harmonic_mask, power * percussive_mask
+
+
+def median_filter(values: np.ndarray, size: int, *, axis: int) -> np.ndarray:
+    """A running median of odd length ``size`` along ``axis`` of a 2-D array, edges mirrored: the same as
+    ``scipy.ndimage.median_filter`` with ``mode="reflect"``, taken by a sorting network of element-wise
+    minima and maxima over the shifted arrays (scipy's filter selects per element, five times slower)."""
+    if size % 2 != 1:
+        raise ValueError(f"median filter length must be odd, not {size}")
+    half = size // 2
+    padding = [(0, 0), (0, 0)]
+    padding[axis] = (half, half)
+    padded = np.pad(values, padding, mode="symmetric")
+    n = values.shape[axis]
+    wires = [np.array(padded[:, i : i + n] if axis == 1 else padded[i : i + n, :]) for i in range(size)]
+    for a, b in _median_network(size):
+        low = np.minimum(wires[a], wires[b])
+        np.maximum(wires[a], wires[b], out=wires[b])
+        wires[a] = low
+    return wires[half]
+
+
+@functools.cache
+def _median_network(size: int) -> tuple[tuple[int, int], ...]:
+    """The compare-exchange pairs (low wire, high wire) that bring the median of ``size`` values to wire
+    ``size // 2``: Batcher's odd-even merge sort over the next power of two, with the comparators that touch
+    padding wires (all above ``size``, as if +inf) or never reach the middle wire left out."""
+    width = 1 << (size - 1).bit_length()
+    pairs = []
+    p = 1
+    while p < width:
+        k = p
+        while k >= 1:
+            for j in range(k % p, width - k, 2 * k):
+                for i in range(min(k, width - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    needed = {size // 2}
+    kept = []
+    for a, b in reversed([(a, b) for a, b in pairs if b < size]):
+        if a in needed or b in needed:
+            kept.append((a, b))
+            needed |= {a, b}
+    return tuple(reversed(kept))
 
 
 def groove_on_grid(
