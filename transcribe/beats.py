@@ -79,7 +79,7 @@ class BeatGrid:
 
 
 def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float) -> tuple[float, ...]:
-    """Beat times (seconds) from an onset-strength envelope with librosa's beat tracker."""
+    """Beat times (seconds) from an onset-strength envelope: librosa's tempo estimate and beat tracker."""
     librosa = load_librosa()
 
     if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
@@ -88,9 +88,65 @@ def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float) -> tupl
     sr = int(round(frames_per_second * hop))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _tempo, frames = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=sr, hop_length=hop, trim=False)
+        bpm = float(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr, hop_length=hop, start_bpm=120.0)[0])
+    frames = dynamic_programming_beats(onset_envelope, bpm=bpm, frame_rate=sr / hop)
     times = np.asarray(frames, dtype=float) * hop / sr
     return tuple(float(t) for t in times)
+
+
+def dynamic_programming_beats(
+    onset_envelope: np.ndarray, *, bpm: float, frame_rate: float, tightness: float = 100.0
+) -> np.ndarray:
+    """Frame indices of the beats: Ellis's dynamic-programming beat tracker (2007), as librosa 0.11's
+    ``beat.beat_track(trim=False)`` runs it at a fixed tempo, in numpy.
+
+    librosa compiles its local-score kernel with numba every time a process imports ``librosa.beat``
+    (it is not cached), which cost each transcription worker ~2 s at start-up; the recursion here
+    takes whole blocks of frames at once (a beat's predecessor lies at least half a beat back), so it
+    costs a few milliseconds a minute. It follows librosa line for line, the first frame left out of
+    the local score included; the beat-grid tests check it against librosa's on rendered pieces.
+    """
+    librosa = load_librosa()
+
+    envelope = onset_envelope.astype(np.float64)
+    envelope = envelope / (envelope.std(ddof=1) + np.finfo(envelope.dtype).tiny)
+    period = int(np.round(frame_rate * 60.0 / bpm))  # frames per beat
+    # the local score: the envelope smoothed by a Gaussian of a beat's width (librosa skips frame 0)
+    window = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
+    envelope[0] = 0.0
+    local = np.convolve(envelope, window)[period : period + envelope.size]  # centred, whatever the lengths
+    n = local.size
+    # the recursion: each frame's best predecessor between half a beat and two beats back
+    shortest, longest = int(np.round(period / 2)), 2 * period
+    offsets = np.arange(shortest, longest + 1)
+    penalty = tightness * (np.log(offsets) - np.log(period)) ** 2
+    cumulative = local.copy()
+    backlink = np.full(n, -1, dtype=np.int64)
+    for start in range(shortest, n, max(shortest, 1)):
+        frames = np.arange(start, min(start + max(shortest, 1), n))
+        candidates = frames[:, None] - offsets[None, :]
+        scores = np.where(candidates >= 0, cumulative[np.maximum(candidates, 0)] - penalty, -np.inf)
+        best = np.argmax(scores, axis=1)  # the first best: the nearest, as librosa's strict comparison
+        found = np.isfinite(scores[np.arange(frames.size), best])
+        cumulative[frames] = local[frames] + np.where(found, scores[np.arange(frames.size), best], 0.0)
+        backlink[frames] = np.where(found, candidates[np.arange(frames.size), best], -1)
+    first = int(np.argmax(local >= 0.01 * local.max()))  # no beat leads into the frames before the first onset
+    backlink[:first] = -1
+    # the last beat: the last local maximum of the score above half the median of its local maxima
+    peaks = librosa.util.localmax(cumulative)
+    threshold = 0.5 * np.median(cumulative[peaks]) if peaks.any() else 0.0
+    eligible = np.flatnonzero(peaks & (cumulative >= threshold))
+    beat = int(eligible[-1]) if eligible.size else n - 1
+    beats = np.zeros(n, dtype=bool)
+    while beat >= 0:
+        beats[beat] = True
+        beat = int(backlink[beat])
+    # beats where the local score is not positive are dropped from both ends (trim=False keeps the rest)
+    positive = np.flatnonzero(local > 0)
+    if positive.size:
+        beats[: positive[0]] = False
+        beats[positive[-1] + 1 :] = False
+    return np.flatnonzero(beats)
 
 
 def note_envelope(notes: Sequence[NoteEvent], *, fps: float = ENVELOPE_FPS) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 # librosa's modules that define cached numba kernels (they load lazily, on first attribute access)
-MODULES = ("librosa", "librosa.util", "librosa.core", "librosa.onset", "librosa.beat", "librosa.feature")
+MODULES = ("librosa", "librosa.util", "librosa.core", "librosa.onset", "librosa.feature")
 
 
 def lock_path() -> Path:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import warnings
 
 import librosa
+import librosa.beat
 import numpy as np
 import pytest
 import scipy.ndimage
 
 from sample.corpus import RenderedPiece
-from transcribe.basic_pitch import decode_chunks
-from transcribe.features import HOP, N_FFT, spectral_flatness, spectral_shape, zero_crossing_rate
+from transcribe.basic_pitch import decode_chunks, read_midi
+from transcribe.beats import ENVELOPE_FPS, dynamic_programming_beats, note_envelope
+from transcribe.features import HOP, N_FFT, FeatureAccumulator, spectral_flatness, spectral_shape, zero_crossing_rate
 from transcribe.groove import hpss, median_filter
 
 
@@ -61,3 +63,20 @@ def test_hpss_and_the_spectral_features_are_librosas(audio: np.ndarray) -> None:
     harmonic, percussive = hpss(magnitude**2, 17)
     expected_harmonic, expected_percussive = librosa.decompose.hpss(magnitude**2, kernel_size=17)
     assert np.array_equal(harmonic, expected_harmonic) and np.array_equal(percussive, expected_percussive)
+
+
+def test_the_beat_tracker_is_librosas(pieces: list[RenderedPiece], audio: np.ndarray) -> None:
+    features = FeatureAccumulator(22050)
+    features.add(audio)
+    envelopes = [
+        (features.onset_envelope(), features.frames_per_second),  # audio, float32, 43 frames a second
+        (note_envelope(read_midi(pieces[1].midi_path)), ENVELOPE_FPS),  # notes, float64, 100 frames a second
+        (features.onset_envelope()[:40], features.frames_per_second),  # shorter than a beat's window
+    ]
+    for envelope, fps in envelopes:
+        sr = int(round(fps * 512))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bpm, expected = librosa.beat.beat_track(onset_envelope=envelope, sr=sr, hop_length=512, trim=False)
+        beats = dynamic_programming_beats(envelope, bpm=float(np.atleast_1d(bpm)[0]), frame_rate=sr / 512)
+        assert len(expected) > 2 and np.array_equal(beats, expected), (envelope.size, fps)
