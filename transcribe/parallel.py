@@ -1,9 +1,12 @@
 """Pieces transcribed in parallel: one worker process per core, each loading basic-pitch's model once.
 
-Workers are started with ``spawn`` (no inherited TensorFlow or database handles) and never import
-TensorFlow: basic-pitch's package imports it when installed, and a transcription worker only
-needs onnxruntime. Results stream back in completion order, so the caller can record each
-piece as soon as it is done.
+Workers are forked from a fork server (a clean process: no TensorFlow, database handles or threads
+of the caller) and never import TensorFlow: basic-pitch's package imports it when installed, and a
+transcription worker only needs onnxruntime. The server loads what every worker needs once
+(``transcribe.worker_preload``; librosa alone takes ~2 s), so the workers start together and at once,
+where spawned workers each loaded it, one after the other under the numba cache's lock; a second
+batch in the same process starts warm. Results stream back in completion order, so the caller can
+record each piece as soon as it is done.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ def _run_in_worker(job: PieceJob) -> PieceResult:
     return process_piece(job, transcriber, filter_settings)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """A fork server preloaded with what workers need; ``spawn`` where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["transcribe.worker_preload"])  # type: ignore[attr-defined]
+    return context
+
+
 @lru_cache(maxsize=4)
 def _local_transcriber(settings: TranscriptionSettings) -> Transcriber:
     return Transcriber(settings)
@@ -61,7 +73,7 @@ def run_pieces(
         for job in jobs:
             yield process_piece(job, transcriber, filter_settings)
         return
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context()
     workers = min(workers, len(jobs))
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(settings, filter_settings)
