@@ -35,6 +35,8 @@ class ModelConfig:
     grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
     wide_leaps: dict[str, float] = field(default_factory=dict)  # style -> share of top-line leaps over an octave
     sounds: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> centroid and percussive share
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its profile (train.profile)
+    lifts: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> its sampler's Lift (train.calibrate)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +149,21 @@ FOLLOWS = {
 
 
 @dataclass(frozen=True)
+class Lift:
+    """Logits added to every pitch token (after a note: another voice rather than moving on), and taken from
+    each position token (or the next bar) per beat it waits before the next onset: what brings a sampler's
+    number of voices and onsets to its style's."""
+
+    voices: float = 0.0
+    onsets: float = 0.0  # nats per beat of waiting
+
+    @classmethod
+    def of(cls, config: ModelConfig, style: str) -> Lift:
+        """The lift calibrated for ``style`` (none for a style or a model that has none)."""
+        return cls(**config.lifts.get(style, {}))
+
+
+@dataclass(frozen=True)
 class Grammar:
     """Per-token kind and value arrays and the kind-to-kind table the sampler masks with."""
 
@@ -199,6 +216,7 @@ def sample(
     seed: int,
     prompt: np.ndarray | None = None,
     prompt_lengths: Sequence[int] | None = None,
+    lifts: Sequence[Lift] | None = None,
 ) -> np.ndarray:
     """Sample ``batch`` sequences of ``steps`` tokens at once, one LSTM step per token.
 
@@ -209,7 +227,8 @@ def sample(
     position in the bar (within the meter) or a bar. ``prompt`` is a (batch, n) array of ids to
     start from (the state is primed on it); without one each sequence starts from the separator.
     Prompts of different lengths are right-aligned in that array with ``prompt_lengths`` given: a row's
-    state starts at its own first token (what lies to its left is never read).
+    state starts at its own first token (what lies to its left is never read). ``lifts`` (one per row)
+    favour more voices and nearer onsets, as calibrated for a style (``Lift``).
     """
     import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
@@ -221,6 +240,9 @@ def sample(
     kinds = tf.constant(grammar.kinds)
     values = tf.constant(grammar.values)
     follows = tf.constant(grammar.follows)
+    rows = list(lifts) if lifts is not None else [Lift()] * batch
+    voices = tf.constant([[r.voices] for r in rows], tf.float32) * tf.constant(grammar.kinds == PITCH, tf.float32)
+    hurry = tf.constant([[r.onsets] for r in rows], tf.float32)  # (batch, 1)
     spb = saved.tokenizer.steps_per_beat
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
@@ -252,6 +274,14 @@ def sample(
         allowed &= tf.where(kinds[None, :] == PITCH, lower, True)
         return tf.where(allowed, 0.0, -1e9)
 
+    def wait(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """Minus the beats each position token (or the next bar) leaves until the next onset."""
+        kind, meter, position, pitch = grammar_state
+        to_position = values[None, :] - position[:, None]
+        to_bar = (meter * spb - position)[:, None] + tf.zeros_like(to_position)
+        gap = tf.where(kinds[None, :] == POS, to_position, tf.where(kinds[None, :] == BAR_KIND, to_bar, 0))
+        return -tf.cast(gap, tf.float32) / spb
+
     @tf.function(reduce_retracing=True)
     def run(
         prompt_ids: tf.Tensor,
@@ -274,7 +304,7 @@ def sample(
             grammar_state = track(prompt_ids[:, i], grammar_state)
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
-            logits = dense(out) / temperature + mask(grammar_state)
+            logits = dense(out) / temperature + voices + hurry * wait(grammar_state) + mask(grammar_state)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")
             cumulative = tf.cumsum(sorted_probs, axis=-1)
