@@ -179,7 +179,7 @@ def tokens_and_model(catalogue: Catalogue, size: int) -> tuple[dict[str, Any], P
         shutil.copy(base_model_folder() / name, folder / name)
     started = time.perf_counter()
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))  # what training records of the pieces
-    config["recurrence"], config["wide_leaps"] = form_measures(pieces, base.tokenizer, seed=0)
+    config.update(form_measures(pieces, base.tokenizer, seed=0).config_fields())
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     save_measures(folder, [p.tokens for p in pieces], base.tokenizer, [], seed=0)
     measures = time.perf_counter() - started

@@ -21,6 +21,7 @@ from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState
 from db.queries import current_model
 from train.base import BASE_NAME, base_model_folder
 from train.baselines import Score, model_score, prototype_score, unigram_score
+from train.calibrate import calibrate
 from train.dataset import (
     DEFAULT_STYLE,
     IdFile,
@@ -34,6 +35,7 @@ from train.dataset import (
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, pieces_behind, save_pieces
+from train.profile import StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, reference_features, save_reference
 from train.structure import drawn, mean_recurrence, wide_leap_share
 from train.token_store import TokenStore
@@ -79,6 +81,9 @@ class TrainSettings:
     min_pieces: int = 2
     seed: int = 0
     augment: bool = True  # every window in a random key that fits its pieces' range
+    calibrate: bool = (
+        True  # sample after training and lift each style's onsets and voices to its pieces' (train.calibrate)
+    )
     warm_start: bool = True  # start from the current model's weights where the vocabulary allows
     # With no current model and fewer accepted pieces than this, fine-tune the shipped base model
     # (train/base_model, trained on public-domain corpus music) instead of starting from nothing.
@@ -233,18 +238,34 @@ def style_sounds(pieces: Sequence[Piece]) -> dict[str, dict[str, float]]:
     }
 
 
-def form_measures(
-    pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Each style's share of recurring bars and of wide top-line leaps, over at most ``STYLE_SAMPLE`` of its
-    pieces (what a batch plans its forms and keeps its melodies singable by)."""
+@dataclass(frozen=True)
+class StyleMeasures:
+    """What training records of each style's pieces for generation: the share of recurring bars (forms aim at
+    it), of wide top-line leaps (melodies kept singable below a bound) and the style's profile (drafts chosen
+    nearest it)."""
+
+    recurrence: dict[str, float]
+    wide_leaps: dict[str, float]
+    profiles: dict[str, dict[str, Any]]
+
+    def config_fields(self) -> dict[str, Any]:
+        """The ``ModelConfig`` fields these fill."""
+        return {"recurrence": self.recurrence, "wide_leaps": self.wide_leaps, "profiles": self.profiles}
+
+
+def form_measures(pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int) -> StyleMeasures:
+    """Each style's measures over at most ``STYLE_SAMPLE`` of its pieces."""
     recurrence: dict[str, float] = {}
     wide_leaps: dict[str, float] = {}
+    profiles: dict[str, dict[str, Any]] = {}
     for style in sorted({p.style for p in pieces}):
         grids = [decode(p.tokens, tokenizer) for p in drawn([p for p in pieces if p.style == style], seed)]
         recurrence[style] = round(mean_recurrence(grids, tokenizer), 4)
         wide_leaps[style] = round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
-    return recurrence, wide_leaps
+        profile = style_profile(grids, tokenizer)
+        if profile is not None:
+            profiles[style] = profile.to_dict()
+    return StyleMeasures(recurrence, wide_leaps, profiles)
 
 
 def note_ids(vocab: Vocabulary) -> np.ndarray:
@@ -317,7 +338,7 @@ def fit(
         val_pieces = [dataclasses.replace(p, tokens=list(p.tokens)) for p in val_pieces]
         heads.update((p.source_id, list(p.tokens[:2])) for p in val_pieces)
         val_stream = stream_ids(val_pieces, vocab, tokenizer)
-        recurrence, wide_leaps = form_measures(pieces, tokenizer, seed=settings.seed)
+        measures = form_measures(pieces, tokenizer, seed=settings.seed)
         config = ModelConfig(
             vocab_size=len(vocab),
             embedding=settings.embedding,
@@ -331,8 +352,7 @@ def fit(
             tokens_per_bar=train_tokens / max(bars, 1),
             grooves=style_grooves(pieces),
             sounds=style_sounds(pieces),
-            recurrence=recurrence,
-            wide_leaps=wide_leaps,
+            **measures.config_fields(),
             seed=settings.seed,
         )
         model = build_model(config)
@@ -392,7 +412,23 @@ def fit(
                 budget_seconds=settings.prototype_seconds, seed=settings.seed,
             )  # fmt: skip
             metrics["baselines"]["prototype"] = proto.to_dict() | run
-    return SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model), metrics
+    saved = SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model)
+    if settings.calibrate:
+        saved, metrics["calibration"] = calibrated(saved, seed=settings.seed)
+    return saved, metrics
+
+
+def calibrated(saved: SavedModel, *, seed: int) -> tuple[SavedModel, dict[str, Any]]:
+    """The model with its sampler's lift per style (``train.calibrate``), and what each calibration measured."""
+    lifts: dict[str, dict[str, float]] = {}
+    report: dict[str, Any] = {}
+    for style, data in saved.config.profiles.items():
+        profile = StyleProfile.from_dict(data)
+        found = calibrate(saved, style, profile, seed=seed) if profile is not None else None
+        if found is not None:
+            lifts[style] = dataclasses.asdict(found.lift)
+            report[style] = found.to_dict()
+    return dataclasses.replace(saved, config=dataclasses.replace(saved.config, lifts=lifts)), report
 
 
 def save_measures(
