@@ -32,16 +32,17 @@ from generate.form import (
     sounding_from,
     with_cadence,
 )
-from generate.guards import GuardSettings, check_track
-from generate.harmony import recognise, revoiced
+from generate.guards import GuardReport, GuardSettings, check_track
+from generate.harmony import Chord, recognise, revoiced
 from generate.page import write_page
 from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
 from train.dataset import DEFAULT_STYLE
-from train.model import SavedModel, sample
+from train.model import Lift, SavedModel, sample
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file, pieces_behind
+from train.profile import StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, Reference, load_reference, reference_features
 from train.structure import drawn, mean_recurrence, recurring_bar_share
 from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
@@ -71,11 +72,12 @@ class GenerateSettings:
     style: str | None = None  # a playlist's style; None draws one per track, as often as the training data has it
     prompt_midi: str | None = None  # a MIDI file whose tokens start every track (the tracks continue it)
     loop: bool = False  # tracks whose last bar leads back into the first, cut to repeat without a seam
+    candidates: int = 4  # drafts sampled per track: the one nearest its style's profile is kept (train.profile)
     guards: GuardSettings = field(default_factory=GuardSettings)
 
     def __post_init__(self) -> None:
-        if self.count < 1 or self.max_rounds < 1:
-            raise ValueError("a batch needs at least one track and one sampling round")
+        if self.count < 1 or self.max_rounds < 1 or self.candidates < 1:
+            raise ValueError("a batch needs at least one track, one sampling round and one draft per track")
         if not 0 < self.minutes <= 60 or self.temperature <= 0 or not 0 < self.top_p <= 1:
             raise ValueError("minutes must lie in (0, 60], temperature above 0 and top_p in (0, 1]")
 
@@ -125,6 +127,7 @@ class Measures:
     index: CopyIndex
     reference: Reference
     recurrence: dict[str, float]
+    profiles: dict[str, StyleProfile]
 
 
 def model_measures(saved: SavedModel, model_folder: Path, lineage: list[str]) -> Measures:
@@ -133,8 +136,9 @@ def model_measures(saved: SavedModel, model_folder: Path, lineage: list[str]) ->
     shipped base model, both are derived from the pieces it saved."""
     index = CopyIndex.load(model_folder, saved.tokenizer)
     reference = load_reference(model_folder / REFERENCE_FILE)
+    profiles = {style: p for style, d in saved.config.profiles.items() if (p := StyleProfile.from_dict(d)) is not None}
     own: list[list[str]] = []
-    if index is None or reference is None or not saved.config.recurrence:
+    if index is None or reference is None or not saved.config.recurrence or not profiles:
         own, behind = training_pieces(model_folder, lineage)
         if index is None:
             log.info("model in %s has no saved originality index: building it from %d pieces", model_folder,
@@ -142,7 +146,9 @@ def model_measures(saved: SavedModel, model_folder: Path, lineage: list[str]) ->
             index = CopyIndex.build(behind, saved.tokenizer)
         if reference is None:
             reference = reference_features(own, saved.tokenizer, seed=saved.config.seed)
-    return Measures(index, reference, _recurrence(saved, own))
+        if not profiles:
+            profiles = _profiles(saved, own)
+    return Measures(index, reference, _recurrence(saved, own), profiles)
 
 
 def generate_batch(
@@ -184,42 +190,48 @@ def generate_batch(
     manifest: list[dict[str, Any]] = []
     kept: list[GridPiece] = []
     rejected: Counter[str] = Counter()
+    drafted = 0
     try:
         for round_number in range(settings.max_rounds):
             missing = settings.count - len(manifest)
             if missing <= 0:
                 break
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
-            drafts = [
+            slots = [
                 _draft(saved, styles, weights, settings, rng, prompt, header, measures.recurrence)
                 for _ in range(missing)
+            ]
+            drafts = [  # each track's candidates: the same style, meter, key, tempo and length, sampled apart
+                Draft(slot.style, list(slot.head), slot.bpm, slot.bars, slot.recurrence)
+                for slot in slots
+                for _ in range(settings.candidates)
             ]
             _sample_material(
                 saved, drafts, prompt, temperature=temperature, top_p=settings.top_p, rng=rng, loop=settings.loop
             )
-            for draft in drafts:
-                if draft.form is None:
-                    rejected["too_short"] += 1
+            drafted += len(drafts)
+            for number in range(len(slots)):
+                chosen: Finished | None = None
+                for draft in drafts[number * settings.candidates : (number + 1) * settings.candidates]:
+                    if draft.form is None:
+                        rejected["too_short"] += 1
+                        continue
+                    finished = _finish(draft, draft.form, saved, measures, settings.guards)
+                    if finished.report.reason:
+                        rejected[finished.report.reason] += 1
+                    elif chosen is None or finished.distance < chosen.distance:
+                        chosen = finished
+                if chosen is None:
                     continue
-                tokens = assemble(draft.form, draft.head, theme=draft.theme, variation=draft.variation,
-                                  fresh=draft.fresh)  # fmt: skip
-                piece = decode(tokens, tokenizer)
-                if saved.config.wide_leaps.get(draft.style, 0.0) < WIDE_LEAPS:
-                    piece = singable(piece, tokenizer)
-                chords = recognise(piece, tokenizer)
-                piece = revoiced(piece, tokenizer, chords)
-                if not draft.form.loop:
-                    piece = with_cadence(piece, tokenizer, bars=draft.form.total_bars)
-                report = check_track(piece, measures.index, settings.guards)
-                if report.reason:
-                    rejected[report.reason] += 1
-                    continue
+                draft, piece = chosen.draft, chosen.piece
+                assert draft.form is not None
                 kept.append(piece)
                 manifest.append(
                     _render_track(work, len(manifest) + 1, piece, saved, draft, draft.form, rng=rng, model_id=model_id,
                                   stamp=stamp)
-                    | {"style": draft.style, "chords": [c.name for c in chords], "guards": report.to_dict(),
-                       "temperature": round(temperature, 3)}
+                    | {"style": draft.style, "chords": [c.name for c in chosen.chords],
+                       "guards": chosen.report.to_dict(), "temperature": round(temperature, 3),
+                       "style_distance": None if chosen.distance == np.inf else round(chosen.distance, 3)}
                 )  # fmt: skip
                 if on_track is not None:
                     on_track(len(manifest), settings.count, f"{manifest[-1]['title']} ({draft.style})")
@@ -231,6 +243,7 @@ def generate_batch(
             "created": stamp,
             "licence": LICENCE,
             "settings": settings.to_dict(),
+            "drafts": drafted,
             "rejected": dict(rejected),
             "longest_copy": max(item["guards"]["longest_copy"] for item in manifest),
             "quality": quality,
@@ -365,6 +378,43 @@ def _draft(
     return Draft(style, head, bpm, bars, target)
 
 
+def _profiles(saved: SavedModel, own: list[list[str]]) -> dict[str, StyleProfile]:
+    """For a model trained before profiles were recorded: the profile of (at most ``STYLE_SAMPLE`` of) its own
+    pieces, for every style; none when it saved fewer than two pieces."""
+    pieces = [decode(tokens, saved.tokenizer) for tokens in drawn(own, saved.config.seed)]
+    profile = style_profile(pieces, saved.tokenizer)
+    return {} if profile is None else {style: profile for style in saved.config.styles or [DEFAULT_STYLE]}
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A draft made into a track's notes: its chords, the guards' report and its distance from its style."""
+
+    draft: Draft
+    piece: GridPiece
+    chords: list[Chord]
+    report: GuardReport
+    distance: float  # from the style's profile; infinite when the model has none for the style
+
+
+def _finish(draft: Draft, form: Form, saved: SavedModel, measures: Measures, guards: GuardSettings) -> Finished:
+    """The draft's form assembled and decoded, its melody kept singable where the style's is, its harmony
+    named and voiced again, its ending on the tonic; then guarded and measured against its style."""
+    tokenizer = saved.tokenizer
+    piece = decode(assemble(form, draft.head, theme=draft.theme, variation=draft.variation, fresh=draft.fresh),
+                   tokenizer)  # fmt: skip
+    if saved.config.wide_leaps.get(draft.style, 0.0) < WIDE_LEAPS:
+        piece = singable(piece, tokenizer)
+    chords = recognise(piece, tokenizer)
+    piece = revoiced(piece, tokenizer, chords)
+    if not form.loop:
+        piece = with_cadence(piece, tokenizer, bars=form.total_bars)
+    report = check_track(piece, measures.index, guards)
+    profile = measures.profiles.get(draft.style)
+    distance = profile.distance(piece, tokenizer) if profile is not None else np.inf
+    return Finished(draft, piece, chords, report, distance)
+
+
 def ending_tail(bar_seconds: float) -> float:
     """Seconds a track runs past its last bar, for the final chord to fade: at most half a bar."""
     return min(1.0, bar_seconds / 2)
@@ -399,6 +449,7 @@ def _sample_material(
     rows = sample(
         saved, batch=len(drafts), steps=steps(max(d.bars for d in drafts)), temperature=temperature, top_p=top_p,
         seed=rng.randrange(2**31), prompt=_right_aligned(starts, sep), prompt_lengths=[len(s) for s in starts],
+        lifts=[Lift.of(saved.config, d.style) for d in drafts],
     )  # fmt: skip
     for draft, row in zip(drafts, rows.tolist(), strict=True):
         stream = sounding_from(complete_bars(vocab.decode(row)))
@@ -419,6 +470,7 @@ def _sample_material(
     rows = sample(
         saved, batch=len(varied), steps=steps(longest), temperature=temperature, top_p=top_p,
         seed=rng.randrange(2**31), prompt=_right_aligned(prompts, sep), prompt_lengths=[len(p) for p in prompts],
+        lifts=[Lift.of(saved.config, d.style) for d, _ in varied],
     )  # fmt: skip
     for (draft, _), row in zip(varied, rows.tolist(), strict=True):
         assert draft.form is not None

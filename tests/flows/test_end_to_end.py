@@ -99,6 +99,10 @@ def test_submit_train_generate_pull(
     sound = StyleSound(**config["sounds"]["end-to-end"])  # piano chorales: dark and struck
     assert (sound.bright, sound.sustained) == (False, False) and 0 < config["recurrence"]["end-to-end"] < 1
     assert config["grooves"] == {}  # piano only: no drums
+    assert set(config["profiles"]) == set(config["lifts"]) == {"end-to-end"}  # measured, then calibrated
+    assert set(trained["metrics"]["calibration"]) == {"end-to-end"}
+    assert manifest["drafts"] >= 2 * manifest["settings"]["candidates"] > 2  # several drafts for each track
+    assert all(track["style_distance"] >= 0 for track in manifest["tracks"])
     for track in manifest["tracks"]:
         bar = 60.0 * track["meter"] / track["tempo"]
         assert abs(track["duration"] - 30.0) <= bar and track["style"] == "end-to-end"  # to the bar
