@@ -24,7 +24,8 @@ scratch), and ``generate_batch`` makes a batch. Then:
   the model (the base model's corpus included).
 
 Run: ``.venv/bin/python bench/quality.py [--styles chorales fiddle] [--tracks 16] [--init base scratch]``
-(about 10 minutes per style and initialisation on 2 cores; renders and transcriptions are cached).
+(about 10 minutes per style and initialisation on 2 cores; renders and transcriptions are cached;
+``--home DIR`` keeps the trained models and reuses them, to compare generation settings alone).
 """
 
 from __future__ import annotations
@@ -254,24 +255,31 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
     train = transcribed(style, sides["train"])
     reference = transcribed(style, sides["reference"])
     with tempfile.TemporaryDirectory() as tmp:
-        home = Home.at(Path(tmp)).ensure()
-        catalogue_of(home, style, train)
-        catalogue = open_catalogue(home)
-        settings = TrainSettings(
-            epochs=args.epochs, prototype_epochs=args.baseline_epochs, prototype_seconds=600.0,
-            base_below=10_000 if init == "base" else 0, stride=args.stride,
-        )  # fmt: skip
-        started = time.perf_counter()
-        outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings, tokens_dir=home.tokens_dir)
-        trained_in = time.perf_counter() - started
-        metrics = outcome.metrics or {}
+        root = Path(args.home) / f"{style}-{init}" if args.home else Path(tmp)
+        trained = root / "bench-training.json"  # written once the model is trained, with its metrics
+        home = Home.at(root).ensure()
+        if trained.is_file():  # --home: the model trained by an earlier run, to compare generation settings
+            catalogue = open_catalogue(home)
+            metrics, trained_in = (json.loads(trained.read_text())[k] for k in ("metrics", "seconds"))
+        else:
+            catalogue_of(home, style, train)
+            catalogue = open_catalogue(home)
+            settings = TrainSettings(
+                epochs=args.epochs, prototype_epochs=args.baseline_epochs, prototype_seconds=600.0,
+                base_below=10_000 if init == "base" else 0, stride=args.stride,
+            )  # fmt: skip
+            started = time.perf_counter()
+            outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings, tokens_dir=home.tokens_dir)
+            trained_in = time.perf_counter() - started
+            metrics = outcome.metrics or {}
+            trained.write_text(json.dumps({"metrics": metrics, "seconds": trained_in}))
         started = time.perf_counter()
         try:
             batch = generate_batch(
                 catalogue.sessions, home.batches_dir,
                 GenerateSettings(
                     count=args.tracks, minutes=args.minutes, seed=args.seed, temperature=args.temperature,
-                    top_p=args.top_p,
+                    top_p=args.top_p, candidates=args.candidates,
                 ),
             )  # fmt: skip
         except GenerationError as error:  # a model that writes nothing usable is a result too
@@ -294,7 +302,7 @@ def run_style(style: str, init: str, args: argparse.Namespace) -> dict[str, Any]
         loops = generate_batch(
             catalogue.sessions, home.batches_dir,
             GenerateSettings(count=4, minutes=args.minutes, seed=args.seed, temperature=args.temperature,
-                             top_p=args.top_p, loop=True),
+                             top_p=args.top_p, loop=True, candidates=args.candidates),
         )  # fmt: skip
         seams = [t["loop_seam"] for t in json.loads((loops.folder / "manifest.json").read_text())["tracks"]]
         form["loop_seam"] = {k: max(s[k] for s in seams) for k in seams[0]}
@@ -344,7 +352,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--temperature", type=float, default=GenerateSettings.temperature)
     parser.add_argument("--top-p", type=float, default=GenerateSettings.top_p)
+    parser.add_argument("--candidates", type=int, default=GenerateSettings.candidates, help="drafts per track")
     parser.add_argument("--keep", help="copy each batch into this folder")
+    parser.add_argument(
+        "--home", help="keep each style's catalogue and model here and reuse them (generation settings compared alone)"
+    )
     parser.add_argument("--json", help="write the results here too")
     parser.add_argument("--pictures", type=Path, help="only draw piano rolls of the batches kept in --keep, here")
     args = parser.parse_args()
