@@ -39,7 +39,7 @@ from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
 from train.dataset import DEFAULT_STYLE
-from train.model import Lift, SavedModel, sample
+from train.model import Lift, SavedModel, right_aligned, sample
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file, pieces_behind
 from train.profile import StyleProfile, style_profile
@@ -448,7 +448,7 @@ def _sample_material(
     ]  # a prompt brings its own meter and key
     rows = sample(
         saved, batch=len(drafts), steps=steps(max(d.bars for d in drafts)), temperature=temperature, top_p=top_p,
-        seed=rng.randrange(2**31), prompt=_right_aligned(starts, sep), prompt_lengths=[len(s) for s in starts],
+        seed=rng.randrange(2**31), prompt=right_aligned(starts, sep), prompt_lengths=[len(s) for s in starts],
         lifts=[Lift.of(saved.config, d.style) for d in drafts],
     )  # fmt: skip
     for draft, row in zip(drafts, rows.tolist(), strict=True):
@@ -469,7 +469,7 @@ def _sample_material(
     longest = max(d.form.theme_bars - d.form.opening_bars for d, _ in varied if d.form is not None)
     rows = sample(
         saved, batch=len(varied), steps=steps(longest), temperature=temperature, top_p=top_p,
-        seed=rng.randrange(2**31), prompt=_right_aligned(prompts, sep), prompt_lengths=[len(p) for p in prompts],
+        seed=rng.randrange(2**31), prompt=right_aligned(prompts, sep), prompt_lengths=[len(p) for p in prompts],
         lifts=[Lift.of(saved.config, d.style) for d, _ in varied],
     )  # fmt: skip
     for (draft, _), row in zip(varied, rows.tolist(), strict=True):
@@ -480,12 +480,6 @@ def _sample_material(
             draft.form = None
             continue
         draft.variation = [*draft.theme[:opening], *continued[:rest]]
-
-
-def _right_aligned(rows: list[list[int]], pad: int) -> np.ndarray:
-    """Rows of different lengths as one array, each at its right edge (the sampler starts each at its own first id)."""
-    width = max(len(r) for r in rows)
-    return np.array([[pad] * (width - len(r)) + r for r in rows], dtype=np.int32)
 
 
 def _render_track(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.model import Lift, SavedModel, sample
+from train.model import Lift, SavedModel, right_aligned, sample
 from train.profile import PROFILE_FEATURES, StyleProfile, profile_features
 from train.tokens import BAR, GridPiece, decode
 from train.vocab import SEP, style_token
@@ -51,12 +51,8 @@ def sampled_density(
     heads = saved.config.headers.get(style) or [[]]
     rng = random.Random(seed)
     starts = [[SEP, style_token(style), *rng.choice(heads)] for _ in range(rows)]
-    width = max(len(s) for s in starts)
     vocab = saved.vocab
-    prompt = np.array(
-        [[vocab.index[SEP]] * (width - len(s)) + [vocab.index.get(t, vocab.index[SEP]) for t in s] for s in starts],
-        np.int32,
-    )
+    prompt = right_aligned([[vocab.index.get(t, vocab.index[SEP]) for t in s] for s in starts], vocab.index[SEP])
     steps = int(bars * saved.config.tokens_per_bar * 1.3) + 16
     ids = sample(saved, batch=rows, steps=steps, temperature=1.0, top_p=1.0, seed=seed, prompt=prompt,
                  prompt_lengths=[len(s) for s in starts], lifts=[lift] * rows)  # fmt: skip
@@ -80,21 +76,19 @@ def calibrate(
     """The lift that brings ``style``'s sampled onsets per beat and voices nearest its profile's; None when the
     model samples no notes for it."""
     target = np.log([profile.mean[ONSETS], profile.mean[VOICES]])
-    knobs = np.zeros(2)  # the onsets lift, the voices lift
 
     def measure(k: np.ndarray) -> np.ndarray | None:
         found = sampled_density(saved, style, Lift(voices=float(k[1]), onsets=float(k[0])), rows=rows, bars=bars,
                                 seed=seed)  # fmt: skip
         return None if found is None or min(found) <= 0 else np.log(found)
 
-    start = measure(knobs)
+    start = measure(np.zeros(2))  # knobs: the onsets lift, the voices lift
     if start is None:
         return None
-    jacobian, current, best = np.array(FIRST_JACOBIAN), start, (np.inf, knobs, start)
+    jacobian, knobs, current = np.array(FIRST_JACOBIAN), np.zeros(2), start
+    tried = [(knobs, start)]
     for _ in range(rounds):
         error = target - current
-        if float(np.abs(error).sum()) < best[0]:
-            best = (float(np.abs(error).sum()), knobs, current)
         try:
             step = np.clip(np.linalg.solve(jacobian, error), -1.0, 1.0)
         except np.linalg.LinAlgError:
@@ -107,9 +101,8 @@ def calibrate(
         if float(change @ change) > 1e-6:  # Broyden's update: the Jacobian that explains this step too
             jacobian = jacobian + np.outer(found - current - jacobian @ change, change) / float(change @ change)
         knobs, current = moved, found
-    if float(np.abs(target - current).sum()) < best[0]:
-        best = (float(np.abs(target - current).sum()), knobs, current)
-    _, knobs, current = best
+        tried.append((knobs, current))
+    knobs, current = min(tried, key=lambda t: float(np.abs(target - t[1]).sum()))  # the nearest lift sampled
     lift = Lift(voices=float(knobs[1]), onsets=float(knobs[0]))
     return Calibration(lift, _pair(start), _pair(current), _pair(target))
 

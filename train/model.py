@@ -206,6 +206,12 @@ class Grammar:
         return True
 
 
+def right_aligned(rows: list[list[int]], pad: int) -> np.ndarray:
+    """Rows of different lengths as one array, each at its right edge (the sampler starts each at its own first id)."""
+    width = max(len(r) for r in rows)
+    return np.array([[pad] * (width - len(r)) + r for r in rows], dtype=np.int32)
+
+
 def sample(
     saved: SavedModel,
     *,
