@@ -87,7 +87,9 @@ def recognise(piece: GridPiece, config: TokenizerConfig) -> list[Chord]:
 
 
 def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> GridPiece:
-    """The piece with its inner voices and bass moved onto ``chords`` (melody, rhythm and lengths kept)."""
+    """The piece with its inner voices and bass moved onto ``chords`` (melody, rhythm and lengths kept): the
+    bass to the chord's root (its fifth when the root was just played), the nearest one that is not below the
+    piece's lowest note, so the arrangement keeps the register it was written in."""
     if not chords:
         return piece
     span = span_steps(piece, config)
@@ -96,6 +98,7 @@ def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> 
     for n in piece.notes:
         at[n.step].append(n)
     out: list[GridNote] = []
+    floor = min(n.pitch for n in piece.notes)
     last_bass: tuple[Chord, int] | None = None  # the chord and pitch class the bass last played
     for step in sorted(at):
         notes = sorted(at[step], key=lambda n: -n.pitch)
@@ -107,6 +110,8 @@ def revoiced(piece: GridPiece, config: TokenizerConfig, chords: list[Chord]) -> 
         fifth = (chord.root + QUALITIES[chord.quality][2]) % 12
         use = fifth if last_bass is not None and last_bass == (chord, chord.root) else chord.root
         low = nearest_pitch(use, bass.pitch)
+        if low < floor:  # not below the piece's register: the octave above, where it fits under the melody
+            low = next((p for p in range(floor, melody.pitch) if p % 12 == use), low)
         while low >= melody.pitch:  # the bass stays under the melody
             low -= 12
         out += [melody, GridNote(bass.step, low, bass.steps)]

@@ -49,6 +49,17 @@ def test_inner_voices_move_to_the_nearest_chord_tones_and_the_bass_to_roots_and_
     assert basses == [0, 7, 9, 4]  # root, then the fifth while the chord lasts
 
 
+def test_the_bass_takes_the_octave_above_where_the_nearest_root_or_fifth_lies_below_the_piece() -> None:
+    written = _piece([[40, 60, 64, 67], [40, 60, 64, 69]])  # C over E, then Am over E: E2 is the lowest note
+    chords = recognise(written, CONFIG)
+    assert [c.name for c in chords][:2] == ["C", "Am"]
+    fixed = revoiced(written, CONFIG, chords)
+    basses = [min(n.pitch for n in fixed.notes if n.step == s) for s in sorted({n.step for n in fixed.notes})]
+    # Nearest to E2, C's root is C2 (36) and A's A1 (33), both below the written register: each is taken an
+    # octave up. Their fifths, G2 and E2, lie within it and stay where they are.
+    assert basses == [48, 43, 45, 40] and min(n.pitch for n in fixed.notes) == 40
+
+
 def test_a_chorale_keeps_its_melody_rhythm_and_texture_and_its_chords_explain_it() -> None:
     piece = decode(score_tokens(corpus.parse("bach/bwv10.7"), CONFIG)[0], CONFIG)
     chords = recognise(piece, CONFIG)
