@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ from train.dataset import DEFAULT_STYLE
 from train.model import Lift, SavedModel, right_aligned, sample
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file, pieces_behind
-from train.profile import StyleProfile, style_profile
+from train.profile import PROFILE_FEATURES, StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, Reference, load_reference, reference_features
 from train.structure import drawn, mean_recurrence, recurring_bar_share
 from train.tokens import BAR, GridPiece, TokenizeError, decode, encode, quantise
@@ -202,7 +203,7 @@ def generate_batch(
                 for _ in range(missing)
             ]
             drafts = [  # each track's candidates: the same style, meter, key, tempo and length, sampled apart
-                Draft(slot.style, list(slot.head), slot.bpm, slot.bars, slot.recurrence)
+                Draft(slot.style, list(slot.head), slot.register, slot.bpm, slot.bars, slot.recurrence)
                 for slot in slots
                 for _ in range(settings.candidates)
             ]
@@ -316,10 +317,15 @@ def _prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
     return [int(i) for i in saved.vocab.encode([*tokens[: bars[0]], *tokens[first:]])]
 
 
-def _header(saved: SavedModel, style: str, rng: random.Random) -> list[str]:
-    """A meter and key from one of the style's own pieces (none if the model recorded none)."""
+def _header(saved: SavedModel, style: str, rng: random.Random) -> tuple[list[str], list[int]]:
+    """A meter and key from one of the style's own pieces, and that piece's register (none if the model recorded
+    none)."""
     choices = saved.config.headers.get(style) or []
-    return list(rng.choice(choices)) if choices else []
+    if not choices:
+        return [], []
+    chosen = rng.randrange(len(choices))
+    registers = saved.config.registers.get(style) or []
+    return list(choices[chosen]), list(registers[chosen]) if chosen < len(registers) else []
 
 
 @dataclass
@@ -328,6 +334,7 @@ class Draft:
 
     style: str
     head: list[str]  # meter and key tokens
+    register: list[int]  # the lowest and highest pitch tokens of the piece the head came from ([]: none)
     bpm: float
     bars: int
     recurrence: float  # the style's share of recurring bars, which the form aims at
@@ -369,13 +376,15 @@ def _draft(
 ) -> Draft:
     """A track's style, tempo, meter and key, and the bars that fill ``settings.minutes`` (its form comes later)."""
     style = rng.choices(list(styles), weights=weights)[0]
-    head = saved.vocab.decode(prompt[:header]) if prompt else _header(saved, style, rng)  # a prompt brings its own
+    head, register = _header(saved, style, rng)
+    if prompt:  # a prompt brings its own meter and key
+        head = saved.vocab.decode(prompt[:header])
     bpm = rng.choice(styles[style]) * rng.uniform(0.92, 1.08)
     bar_seconds = _bar_seconds(bpm, head)
     tail = 0.0 if settings.loop else ending_tail(bar_seconds)
     bars = max(1, round((settings.minutes * 60.0 - tail) / bar_seconds))
     target = recurrence.get(style, sum(recurrence.values()) / max(len(recurrence), 1))
-    return Draft(style, head, bpm, bars, target)
+    return Draft(style, head, register, bpm, bars, target)
 
 
 def _profiles(saved: SavedModel, own: list[list[str]]) -> dict[str, StyleProfile]:
@@ -407,10 +416,11 @@ def _finish(draft: Draft, form: Form, saved: SavedModel, measures: Measures, gua
         piece = singable(piece, tokenizer)
     chords = recognise(piece, tokenizer)
     piece = revoiced(piece, tokenizer, chords)
-    if not form.loop:
-        piece = with_cadence(piece, tokenizer, bars=form.total_bars)
-    report = check_track(piece, measures.index, guards)
     profile = measures.profiles.get(draft.style)
+    if not form.loop:  # the last chord as full as the style's texture
+        voices = math.ceil(profile.mean[PROFILE_FEATURES.index("polyphony")]) if profile is not None else 4
+        piece = with_cadence(piece, tokenizer, bars=form.total_bars, voices=voices)
+    report = check_track(piece, measures.index, guards)
     distance = profile.distance(piece, tokenizer) if profile is not None else np.inf
     return Finished(draft, piece, chords, report, distance)
 
@@ -449,7 +459,7 @@ def _sample_material(
     rows = sample(
         saved, batch=len(drafts), steps=steps(max(d.bars for d in drafts)), temperature=temperature, top_p=top_p,
         seed=rng.randrange(2**31), prompt=right_aligned(starts, sep), prompt_lengths=[len(s) for s in starts],
-        lifts=[Lift.of(saved.config, d.style) for d in drafts],
+        lifts=[Lift.of(saved.config, d.style).within(d.register) for d in drafts],
     )  # fmt: skip
     for draft, row in zip(drafts, rows.tolist(), strict=True):
         stream = sounding_from(complete_bars(vocab.decode(row)))
@@ -470,7 +480,7 @@ def _sample_material(
     rows = sample(
         saved, batch=len(varied), steps=steps(longest), temperature=temperature, top_p=top_p,
         seed=rng.randrange(2**31), prompt=right_aligned(prompts, sep), prompt_lengths=[len(p) for p in prompts],
-        lifts=[Lift.of(saved.config, d.style) for d, _ in varied],
+        lifts=[Lift.of(saved.config, d.style).within(d.register) for d, _ in varied],
     )  # fmt: skip
     for (draft, _), row in zip(varied, rows.tolist(), strict=True):
         assert draft.form is not None

@@ -190,10 +190,13 @@ def assemble(form: Form, head: list[str], *, theme: list[Bar], variation: list[B
     return tokens
 
 
-def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> GridPiece:
+def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int, voices: int = 4) -> GridPiece:
     """The piece cut to ``bars`` bars with its last bar replaced by the tonic chord, struck on the downbeat
     and held for the bar: the tonic on top near where the melody was, the third and fifth close under it,
-    the tonic in the bass near where the bass was. Notes held into the last bar stop at its downbeat."""
+    the tonic in the bass near where the bass was. Notes held into the last bar stop at its downbeat.
+
+    A texture of fewer ``voices`` ends with fewer: one is the tonic alone, two add the bass's tonic, three
+    the third (a fiddle tune ends on its tonic, not on a four-part chord)."""
     bar = piece.bar_steps(config)
     last = (bars - 1) * bar
     before = [n for n in piece.notes if n.step < last]
@@ -209,7 +212,8 @@ def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> Gri
     while bass >= min(inner) and bass - 12 >= config.pitch_low:
         bass -= 12
     held = [GridNote(n.step, n.pitch, min(n.steps, last - n.step)) for n in before]
-    chord = [GridNote(last, p, bar) for p in sorted({top, *inner, bass}) if config.pitch_low <= p <= config.pitch_high]
+    chosen = list(dict.fromkeys([top, bass, *inner]))[: max(1, voices)]  # the tonics first, then third and fifth
+    chord = [GridNote(last, p, bar) for p in sorted(chosen) if config.pitch_low <= p <= config.pitch_high]
     return GridPiece(piece.meter, tuple(sorted(held + chord)))
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from train.profile import LEAP
 from train.tokens import BAR, TokenizerConfig
 from train.vocab import SEP, Vocabulary
 from transcribe.third_party import import_tensorflow
@@ -30,6 +31,8 @@ class ModelConfig:
     styles: dict[str, list[float]] = field(default_factory=dict)  # style -> its pieces' tempos
     # style -> its pieces' opening tokens (meter and key): a track takes one, so it sits where its playlist does
     headers: dict[str, list[list[str]]] = field(default_factory=dict)
+    # style -> each of those pieces' register (its lowest and highest pitch token), in the same order
+    registers: dict[str, list[list[int]]] = field(default_factory=dict)
     tokens_per_bar: float = 24.0  # mean tokens per bar in training, to size generation
     recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
     grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
@@ -148,19 +151,56 @@ FOLLOWS = {
 }
 
 
+REGISTER_SLOPE = 1.5  # nats per semitone outside a row's register
+LIFT_KNOBS = ("onsets", "voices", "scale", "leaps")  # what train.calibrate sets, in its order
+SCALE = (0, 2, 4, 5, 7, 9, 11)  # a key's scale, over the pitch its pitches are written from (train.tokens.encode)
+
+
 @dataclass(frozen=True)
 class Lift:
-    """Logits added to every pitch token (after a note: another voice rather than moving on), and taken from
-    each position token (or the next bar) per beat it waits before the next onset: what brings a sampler's
-    number of voices and onsets to its style's."""
+    """Logits added to every pitch token (after a note: another voice rather than moving on), taken from
+    each position token (or the next bar) per beat it waits before the next onset, taken from pitches off
+    the key's scale and from top notes that leap: what brings a sampler's number of voices, onsets,
+    chromatic notes and leaps in its top line to its style's."""
 
     voices: float = 0.0
     onsets: float = 0.0  # nats per beat of waiting
+    scale: float = 0.0  # nats taken from each pitch off its key's scale (pitches are written relative to the key)
+    leaps: float = 0.0  # nats taken from a top note more than LEAP semitones from the top note before it
+    # The register: a pitch token below ``low`` or above ``high`` loses REGISTER_SLOPE nats per semitone out
+    # (an LSTM's voices drift, and a track's notes spread over more octaves than any of its style's pieces).
+    low: int = 0
+    high: int = 255
 
     @classmethod
     def of(cls, config: ModelConfig, style: str) -> Lift:
         """The lift calibrated for ``style`` (none for a style or a model that has none)."""
-        return cls(**config.lifts.get(style, {}))
+        return cls.from_knobs(config.lifts.get(style, {}))
+
+    @classmethod
+    def from_knobs(cls, knobs: Mapping[str, float]) -> Lift:
+        """A lift from what calibration set (``knobs()``); a knob left out is 0."""
+        return cls(
+            onsets=float(knobs.get("onsets", 0.0)),
+            voices=float(knobs.get("voices", 0.0)),
+            scale=float(knobs.get("scale", 0.0)),
+            leaps=float(knobs.get("leaps", 0.0)),
+        )
+
+    def knobs(self) -> dict[str, float]:
+        """What calibration sets (the register is drawn per track), as a model's config keeps it."""
+        return {name: float(getattr(self, name)) for name in LIFT_KNOBS}
+
+    def within(self, register: Sequence[int]) -> Lift:
+        """The lift kept to ``register`` (a piece's lowest and highest pitch token; none when empty)."""
+        return dataclasses.replace(self, low=int(register[0]), high=int(register[1])) if register else self
+
+    def bias(self, grammar: Grammar) -> np.ndarray:
+        """What the lift adds to each token's logit before sampling (the wait-dependent part aside)."""
+        pitch = grammar.kinds == PITCH
+        outside = np.maximum(np.maximum(self.low - grammar.values, grammar.values - self.high), 0)
+        chromatic = ~np.isin(grammar.values % 12, SCALE)
+        return np.where(pitch, self.voices - REGISTER_SLOPE * outside - self.scale * chromatic, 0.0).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -234,7 +274,8 @@ def sample(
     start from (the state is primed on it); without one each sequence starts from the separator.
     Prompts of different lengths are right-aligned in that array with ``prompt_lengths`` given: a row's
     state starts at its own first token (what lies to its left is never read). ``lifts`` (one per row)
-    favour more voices and nearer onsets, as calibrated for a style (``Lift``).
+    move the number of voices and onsets, the notes off the key's scale and the top line's leaps as calibrated
+    for a style, and keep each row to its register (``Lift``).
     """
     import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
@@ -247,8 +288,9 @@ def sample(
     values = tf.constant(grammar.values)
     follows = tf.constant(grammar.follows)
     rows = list(lifts) if lifts is not None else [Lift()] * batch
-    voices = tf.constant([[r.voices] for r in rows], tf.float32) * tf.constant(grammar.kinds == PITCH, tf.float32)
+    bias = tf.constant(np.stack([r.bias(grammar) for r in rows]))  # (batch, vocab)
     hurry = tf.constant([[r.onsets] for r in rows], tf.float32)  # (batch, 1)
+    leaping = tf.constant([[r.leaps] for r in rows], tf.float32)  # (batch, 1)
     spb = saved.tokenizer.steps_per_beat
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
@@ -264,15 +306,16 @@ def sample(
         return x, new_states
 
     def track(token: tf.Tensor, grammar_state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
-        kind, meter, position, pitch = grammar_state
+        kind, meter, position, pitch, top = grammar_state
         k, v = tf.gather(kinds, token), tf.gather(values, token)
         meter = tf.where(k == METER, v, meter)
         position = tf.where(k == BAR_KIND, -1, tf.where(k == POS, v, position))
         pitch = tf.where(k == POS, 128, tf.where(k == PITCH, v, pitch))
-        return k, meter, position, pitch
+        top = tf.where((kind == POS) & (k == PITCH), v, top)  # the first pitch at a position is its highest
+        return k, meter, position, pitch, top
 
     def mask(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
-        kind, meter, position, pitch = grammar_state
+        kind, meter, position, pitch, top = grammar_state
         allowed = tf.gather(tf.gather(follows, kind), kinds, axis=1) > 0  # (batch, vocab)
         later = (values[None, :] > position[:, None]) & (values[None, :] < (meter * spb)[:, None])
         lower = values[None, :] < pitch[:, None]
@@ -282,11 +325,17 @@ def sample(
 
     def wait(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """Minus the beats each position token (or the next bar) leaves until the next onset."""
-        kind, meter, position, pitch = grammar_state
+        kind, meter, position, pitch, top = grammar_state
         to_position = values[None, :] - position[:, None]
         to_bar = (meter * spb - position)[:, None] + tf.zeros_like(to_position)
         gap = tf.where(kinds[None, :] == POS, to_position, tf.where(kinds[None, :] == BAR_KIND, to_bar, 0))
         return -tf.cast(gap, tf.float32) / spb
+
+    def leap(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """-1 on each pitch token that, as the next top note, would leap from the one before; 0 elsewhere."""
+        kind, meter, position, pitch, top = grammar_state
+        far = tf.abs(values[None, :] - top[:, None]) > LEAP
+        return -tf.cast(far & (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None], tf.float32)
 
     @tf.function(reduce_retracing=True)
     def run(
@@ -300,7 +349,7 @@ def sample(
         states = [[tf.zeros((batch, c.units)), tf.zeros((batch, c.units))] for c in cells]
         out = tf.zeros((batch, cells[-1].units))
         zeros = tf.zeros((batch,), tf.int32)
-        grammar_state = (zeros + SPECIAL, zeros + 4, zeros - 1, zeros + 128)
+        grammar_state = (zeros + SPECIAL, zeros + 4, zeros - 1, zeros + 128, zeros - 1)
         for i in tf.range(tf.shape(prompt_ids)[1]):  # prime the states on the prompt
             primed, new_states = advance(prompt_ids[:, i], states)
             live = (i >= starts)[:, None]  # rows whose prompt has begun
@@ -310,7 +359,8 @@ def sample(
             grammar_state = track(prompt_ids[:, i], grammar_state)
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
-            logits = dense(out) / temperature + voices + hurry * wait(grammar_state) + mask(grammar_state)
+            lifted = bias + hurry * wait(grammar_state) + leaping * leap(grammar_state)
+            logits = dense(out) / temperature + lifted + mask(grammar_state)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")
             cumulative = tf.cumsum(sorted_probs, axis=-1)

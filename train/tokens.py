@@ -258,6 +258,13 @@ def token_pitch(token: str) -> int | None:
     return int(value) if kind == "Pitch" else None
 
 
+def token_register(tokens: Sequence[str]) -> list[int]:
+    """The lowest and highest pitch tokens' values (relative to the key, so the same in every key); [] with no
+    notes."""
+    pitches = [p for p in (token_pitch(t) for t in tokens) if p is not None]
+    return [min(pitches), max(pitches)] if pitches else []
+
+
 def token_key(tokens: Sequence[str]) -> int:
     return next((int(t.partition("_")[2]) for t in tokens if t.startswith("Key_")), 0)
 

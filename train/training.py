@@ -39,7 +39,7 @@ from train.profile import StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, reference_features, save_reference
 from train.structure import drawn, mean_recurrence, wide_leap_share
 from train.token_store import TokenStore
-from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise
+from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise, token_register
 from train.vocab import Vocabulary
 from transcribe.basic_pitch import read_midi
 from transcribe.beats import BeatGrid, grid_from_notes
@@ -326,16 +326,18 @@ def fit(
         # time; only validation's (a bounded number of pieces) are held.
         train_stream = IdFile(Path(work) / "train.ids", vocab, tokenizer)
         heads: dict[int, list[str]] = {}
+        spans: dict[int, list[int]] = {}  # each piece's register, beside its head
         bars = train_tokens = 0
         for piece in train_pieces:
             tokens = list(piece.tokens)
             train_stream.add(piece.style, tokens)
-            heads[piece.source_id] = tokens[:2]
+            heads[piece.source_id], spans[piece.source_id] = tokens[:2], token_register(tokens)
             bars += tokens.count(BAR)
             train_tokens += len(tokens)
         train_stream.close()
         val_pieces = [dataclasses.replace(p, tokens=list(p.tokens)) for p in val_pieces]
         heads.update((p.source_id, list(p.tokens[:2])) for p in val_pieces)
+        spans.update((p.source_id, token_register(p.tokens)) for p in val_pieces)
         val_stream = stream_ids(val_pieces, vocab, tokenizer)
         measures = form_measures(pieces, tokenizer, seed=settings.seed)
         config = ModelConfig(
@@ -348,6 +350,7 @@ def fit(
             tempos=sorted({round(p.tempo, 1) for p in pieces}),
             styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
             headers={style: [heads[p.source_id] for p in pieces if p.style == style] for style in sorted(styles)},
+            registers={style: [spans[p.source_id] for p in pieces if p.style == style] for style in sorted(styles)},
             tokens_per_bar=train_tokens / max(bars, 1),
             grooves=style_grooves(pieces),
             sounds=style_sounds(pieces),
@@ -425,7 +428,7 @@ def calibrated(saved: SavedModel, *, seed: int) -> tuple[SavedModel, dict[str, A
         profile = StyleProfile.from_dict(data)
         found = calibrate(saved, style, profile, seed=seed) if profile is not None else None
         if found is not None:
-            lifts[style] = dataclasses.asdict(found.lift)
+            lifts[style] = found.lift.knobs()
             report[style] = found.to_dict()
     return dataclasses.replace(saved, config=dataclasses.replace(saved.config, lifts=lifts)), report
 

@@ -104,6 +104,10 @@ def test_a_track_ends_on_the_tonic_chord_struck_on_the_last_downbeat(name: str) 
     assert key % 12 in {n.pitch % 12 for n in final}
     assert min(final).pitch % 12 == key % 12 == max(final, key=lambda n: n.pitch).pitch % 12  # tonic at both ends
     assert len({n.pitch % 12 for n in final}) == 3  # a full triad
+    thin = [n for n in with_cadence(piece, CONFIG, bars=bars, voices=2).notes if n.step >= last]
+    assert len(thin) == 2 and {n.pitch % 12 for n in thin} == {key % 12}  # a thinner texture: the tonic twice
+    alone = [n for n in with_cadence(piece, CONFIG, bars=bars, voices=1).notes if n.step >= last]
+    assert [n.pitch for n in alone] == [max(final, key=lambda n: n.pitch).pitch]  # alone, where the melody ends
 
 
 def _held_chord_piece() -> GridPiece:

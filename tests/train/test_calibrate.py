@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from train.base import base_model_folder
-from train.calibrate import ONSETS, VOICES, calibrate, sampled_density
-from train.model import Lift, SavedModel
+from train.calibrate import LEAP_SHARE, ONSETS, SCALE_SHARE, VOICES, calibrate, sampled_density
+from train.model import Lift, SavedModel, sample
 from train.profile import StyleProfile
+from train.tokens import token_pitch
+from train.vocab import SEP, style_token
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,19 @@ def test_the_lift_moves_onsets_and_voices_the_way_it_says(base: SavedModel) -> N
     plain, hurried, thick = density(Lift()), density(Lift(onsets=1.5)), density(Lift(voices=1.5))
     assert hurried[0] > 1.1 * plain[0]  # nearer onsets: more of them per beat
     assert thick[1] > 1.1 * plain[1]  # more voices sounding at once
+    diatonic, stepwise = density(Lift(scale=2.0)), density(Lift(leaps=2.0))
+    assert 1 - diatonic[2] < 0.6 * (1 - plain[2])  # fewer notes off the key's scale
+    assert stepwise[3] < 0.7 * plain[3]  # fewer leaps in the top line
+
+
+def test_a_row_kept_to_a_register_writes_its_notes_there(base: SavedModel) -> None:
+    start = [base.vocab.index[t] for t in (SEP, style_token("bach-chorales"), "Meter_4", "Key_0")]
+    prompt = np.array([start] * 16, np.int32)
+    free, kept = [Lift()] * 8, [Lift().within([62, 69])] * 8  # written from C: D4 to A4, a fifth
+    ids = sample(base, batch=16, steps=200, temperature=1.0, top_p=1.0, seed=5, prompt=prompt, lifts=free + kept)
+    pitches = [[p for p in map(token_pitch, base.vocab.decode(row)) if p is not None] for row in ids.tolist()]
+    inside = [np.mean([62 - 2 <= p <= 69 + 2 for p in row]) for row in pitches]
+    assert min(inside[8:]) > 0.9 and np.mean(inside[:8]) < 0.6, inside  # the chorale's four voices, kept to one
 
 
 def test_calibration_brings_the_sampled_density_to_the_style_s(base: SavedModel) -> None:
@@ -33,12 +49,13 @@ def test_calibration_brings_the_sampled_density_to_the_style_s(base: SavedModel)
     assert plain is not None
     mean = [1.0] * 10
     mean[ONSETS], mean[VOICES] = 1.3 * plain[0], 1.15 * plain[1]  # a denser style than the model writes
+    mean[SCALE_SHARE], mean[LEAP_SHARE] = plain[2], plain[3]  # as diatonic and stepwise as it writes
     profile = StyleProfile(tuple(mean), (1.0,) * 10, pieces=20)
     found = calibrate(base, "oneills-1850", profile, seed=0)
     assert found is not None and found.before == pytest.approx(plain)
     assert found.lift.onsets > 0 and abs(found.after[0] / found.target[0] - 1) < 0.08, found
     assert abs(found.after[1] / found.target[1] - 1) < 0.08, found
     again = dataclasses.replace(
-        base, config=dataclasses.replace(base.config, lifts={"oneills-1850": dataclasses.asdict(found.lift)})
+        base, config=dataclasses.replace(base.config, lifts={"oneills-1850": found.lift.knobs()})
     )
     assert Lift.of(again.config, "oneills-1850") == found.lift and Lift.of(again.config, "palestrina") == Lift()
