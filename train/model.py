@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from train.profile import LEAP
+from train.profile import LEAP, MAJOR
 from train.tokens import BAR, TokenizerConfig
 from train.vocab import SEP, Vocabulary
 from transcribe.third_party import import_tensorflow
@@ -153,7 +153,6 @@ FOLLOWS = {
 
 REGISTER_SLOPE = 1.5  # nats per semitone outside a row's register
 LIFT_KNOBS = ("onsets", "voices", "scale", "leaps")  # what train.calibrate sets, in its order
-SCALE = (0, 2, 4, 5, 7, 9, 11)  # a key's scale, over the pitch its pitches are written from (train.tokens.encode)
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,7 @@ class Lift:
         """What the lift adds to each token's logit before sampling (the wait-dependent part aside)."""
         pitch = grammar.kinds == PITCH
         outside = np.maximum(np.maximum(self.low - grammar.values, grammar.values - self.high), 0)
-        chromatic = ~np.isin(grammar.values % 12, SCALE)
+        chromatic = ~np.isin(grammar.values % 12, MAJOR)  # pitches are written from the key's major tonic
         return np.where(pitch, self.voices - REGISTER_SLOPE * outside - self.scale * chromatic, 0.0).astype(np.float32)
 
 

@@ -81,7 +81,8 @@ class TrainSettings:
     min_pieces: int = 2
     seed: int = 0
     augment: bool = True  # every window in a random key that fits its pieces' range
-    # After training, sample and lift each style's onsets and voices to its pieces' (train.calibrate).
+    # After training, sample and lift each style's onsets, voices, notes off the scale and top-line leaps to its
+    # pieces' (train.calibrate).
     calibrate: bool = True
     warm_start: bool = True  # start from the current model's weights where the vocabulary allows
     # With no current model and fewer accepted pieces than this, fine-tune the shipped base model
