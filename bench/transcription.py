@@ -46,8 +46,10 @@ from transcribe.basic_pitch import (  # noqa: E402
     Articulation,
     NoteSettings,
     Posteriors,
+    Reading,
     Transcriber,
     TranscriptionSettings,
+    drop_partials,
     harmonic_share,
     notes_from_posteriors,
     onset_support,
@@ -62,6 +64,7 @@ BASIC_PITCH_DEFAULTS = NoteSettings(
     onset_threshold=0.5, frame_threshold=0.3, minimum_note_length_ms=127.7, melodia_trick=True
 )
 PIANO_TUNED = NoteSettings(onset_threshold=0.7, frame_threshold=0.3)  # tunesmith's one setting, tuned on piano
+ONE_SETTING = {"sustained_below": 0.0, "harmonics_from": 1.0}  # every piece read as struck, no partials dropped
 # The mixed-timbre set: chorales (four voices, slow) and O'Neill's fiddle tunes (one fast line), none of them
 # the demo's, the tests' or the quality bench's.
 TIMBRE_CHORALES_SKIP = 40  # past the chorales the throughput figures use
@@ -197,63 +200,78 @@ def piano_means(data: TimbreSet, scores: list[float], indices: list[int]) -> tup
     return statistics.mean(chorales), statistics.mean(tunes)
 
 
-def decoded(data: TimbreSet, settings: TranscriptionSettings) -> tuple[list[list[NoteEvent]], list[Articulation]]:
+def decoded(data: TimbreSet, settings: TranscriptionSettings) -> tuple[list[list[NoteEvent]], list[Reading]]:
     """Every render's notes as the pipeline reads them with ``settings`` (articulation chosen per piece)."""
     read = [read_notes(post, settings) for post in data.posteriors]
-    return [notes for notes, _ in read], [reading.articulation for _, reading in read]
+    return [notes for notes, _ in read], [reading for _, reading in read]
 
 
 def timbre_table(data: TimbreSet, rows: dict[str, TranscriptionSettings] | None = None) -> None:
     """Onset F1 per timbre on the held-out half: basic-pitch's defaults, the piano-tuned setting, the pipeline's."""
     held = data.indices(held_out=True)
     rows = rows or {
-        "basic-pitch defaults": TranscriptionSettings(struck=BASIC_PITCH_DEFAULTS, sustained_below=0.0),
-        "one setting, tuned on piano": TranscriptionSettings(struck=PIANO_TUNED, sustained_below=0.0),
+        "basic-pitch defaults": TranscriptionSettings(struck=BASIC_PITCH_DEFAULTS, **ONE_SETTING),
+        "one setting, tuned on piano": TranscriptionSettings(struck=PIANO_TUNED, **ONE_SETTING),
         "per piece (the pipeline's)": TranscriptionSettings(),
     }
     print(f"\nonset F1 (50 ms) on the {len({data.renders[i].piece for i in held})} held-out pieces, per timbre:")
     print(f"{'settings':30} " + " ".join(f"{t[:8]:>8}" for t in TIMBRE_NAMES) + f" {'mean':>6} {'min':>6}")
-    chosen: list[Articulation] = []
+    readings: list[Reading] = []
     for label, settings in rows.items():
-        notes, chosen = decoded(data, settings)
+        notes, readings = decoded(data, settings)
         scores = [onset_f1(reference, estimate) for reference, estimate in zip(data.references, notes, strict=True)]
         table = per_timbre(data, scores, held)
         cells = " ".join(f"{table[t]:8.2f}" for t in TIMBRE_NAMES)
         print(f"{label:30} {cells} {statistics.mean(table.values()):6.3f} {min(table.values()):6.2f}", end="")
         chorales, tunes = piano_means(data, scores, held)
         print(f"   (piano chorales {chorales:.3f}, piano tunes {tunes:.3f})")
-    for articulation in (Articulation.SUSTAINED, Articulation.SUSTAINED_HARMONICS):
-        share = {
-            t: statistics.mean(chosen[i] is articulation for i in held if data.renders[i].timbre == t)
-            for t in TIMBRE_NAMES
-        }
-        print(f"{'read as ' + articulation:30} " + " ".join(f"{share[t]:8.2f}" for t in TIMBRE_NAMES))
+    shares = {
+        f"read as {articulation}": [r.articulation is articulation for r in readings]
+        for articulation in (Articulation.SUSTAINED, Articulation.SUSTAINED_HARMONICS)
+    }
+    shares["partials dropped"] = [r.partials_dropped for r in readings]
+    for label, flags in shares.items():
+        share = {t: statistics.mean(flags[i] for i in held if data.renders[i].timbre == t) for t in TIMBRE_NAMES}
+        print(f"{label:30} " + " ".join(f"{share[t]:8.2f}" for t in TIMBRE_NAMES))
 
 
 def tune(data: TimbreSet) -> TranscriptionSettings:
     """Choose each articulation's note settings and the two bounds on the tuning half; report both halves.
 
     Every candidate is decoded once per render (an onset shift is applied after decoding, so shifts cost
-    nothing). For each pair of bounds, each articulation takes the candidate best on its own tuning pieces (a
-    struck one must keep piano chorales and piano tunes each within 0.02 of the piano-tuned setting); the
-    bounds are then ranked by the
-    mean over timbres plus half the worst timbre, so no timbre is given up for the others.
+    nothing): basic-pitch's decoding at several thresholds, melodia trick on or off, and the note head alone
+    (``frames_only``). A render whose harmonic share reaches the harmonics bound has its partials dropped,
+    as the pipeline does. For each pair of bounds, each articulation takes the candidate best on its own
+    tuning pieces (a struck one must keep piano chorales and piano tunes each within 0.02 of the
+    piano-tuned setting); the bounds are then ranked by the mean over timbres plus half the worst timbre,
+    so no timbre is given up for the others.
     """
     tuning, held = data.indices(held_out=False), data.indices(held_out=True)
     bases = [
         NoteSettings(onset_threshold=o, frame_threshold=f, melodia_trick=m)
         for o, f, m in itertools.product((0.3, 0.4, 0.5, 0.7), (0.3, 0.5), (False, True))
+    ] + [
+        NoteSettings(onset_threshold=o, frame_threshold=f, frames_only=True)
+        for o, f in itertools.product((0.3, 0.4, 0.5, 0.7), (0.3, 0.5))
+        if o >= f
     ]
+    bound_grid = list(itertools.product((0.2, 0.3, 0.4, 0.5), (0.14, 0.18, 0.22, 0.26, 1.01)))
+    least_harmonics = min(h for _, h in bound_grid)
     support = [onset_support(p) for p in data.posteriors]
     harmonics = [harmonic_share(p) for p in data.posteriors]
     f1: dict[NoteSettings, list[float]] = {}
+    f1_dropped: dict[NoteSettings, dict[int, float]] = {}  # partials dropped, on renders any bound could drop
     for base in bases:
         raw = [notes_from_posteriors(p, base) for p in data.posteriors]
-        for shift in (0.0, -15.0, -30.0, -45.0):
+        for shift in (15.0, 0.0, -15.0, -30.0, -45.0):
             moved = [[dataclasses.replace(n, start=max(0.0, n.start + shift / 1000)) for n in ns] for ns in raw]
-            f1[dataclasses.replace(base, onset_shift_ms=shift)] = [
-                onset_f1(data.references[i], moved[i]) for i in range(len(raw))
-            ]
+            setting = dataclasses.replace(base, onset_shift_ms=shift)
+            f1[setting] = [onset_f1(data.references[i], moved[i]) for i in range(len(raw))]
+            f1_dropped[setting] = {
+                i: onset_f1(data.references[i], drop_partials(moved[i]))
+                for i in range(len(raw))
+                if harmonics[i] >= least_harmonics
+            }
 
     floor = [f - 0.02 for f in piano_means(data, f1[PIANO_TUNED], tuning)]  # neither may lose more than 0.02
     struck_allowed = [
@@ -265,21 +283,27 @@ def tune(data: TimbreSet) -> TranscriptionSettings:
             return Articulation.STRUCK
         return Articulation.SUSTAINED_HARMONICS if harmonics[i] >= bounds[1] else Articulation.SUSTAINED
 
+    def score(setting: NoteSettings, i: int, bounds: tuple[float, float]) -> float:
+        return f1_dropped[setting][i] if harmonics[i] >= bounds[1] else f1[setting][i]
+
     def choose(bounds: tuple[float, float]) -> dict[Articulation, NoteSettings]:
         chosen = {}
         for articulation in Articulation:
             mine = [i for i in tuning if kind(i, bounds) is articulation]
             allowed = struck_allowed if articulation is Articulation.STRUCK else list(f1)
-            chosen[articulation] = max(allowed, key=lambda s: statistics.mean(f1[s][i] for i in mine) if mine else 0)
+            chosen[articulation] = max(
+                allowed, key=lambda s: statistics.mean(score(s, i, bounds) for i in mine) if mine else 0
+            )
         return chosen
 
     def table(
         bounds: tuple[float, float], chosen: dict[Articulation, NoteSettings], indices: list[int]
     ) -> dict[str, float]:
-        return per_timbre(data, [f1[chosen[kind(i, bounds)]][i] for i in range(len(data.renders))], indices)
+        scores = [score(chosen[kind(i, bounds)], i, bounds) for i in range(len(data.renders))]
+        return per_timbre(data, scores, indices)
 
     results = []
-    for bounds in itertools.product((0.2, 0.3, 0.4, 0.5), (0.14, 0.18, 0.22, 0.26, 1.01)):
+    for bounds in bound_grid:
         chosen = choose(bounds)
         tuned = table(bounds, chosen, tuning)
         results.append((statistics.mean(tuned.values()) + 0.5 * min(tuned.values()), bounds, chosen))
@@ -304,6 +328,8 @@ def tune(data: TimbreSet) -> TranscriptionSettings:
 
 
 def _label(s: NoteSettings) -> str:
+    if s.frames_only:
+        return f"frames only: on {s.onset_threshold} off {s.frame_threshold} shift {s.onset_shift_ms:g} ms"
     return (
         f"onset {s.onset_threshold} frame {s.frame_threshold} melodia {s.melodia_trick} shift {s.onset_shift_ms:g} ms"
     )

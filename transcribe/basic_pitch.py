@@ -8,6 +8,7 @@ short one beyond the model's small per-frame outputs.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import importlib.util
 import os
@@ -34,6 +35,7 @@ from transcribe.third_party import import_tensorflow, silence_import_noise
 
 SAMPLE_RATE = 22050  # basic-pitch's AUDIO_SAMPLE_RATE
 ANNOTATIONS_FPS = SAMPLE_RATE // 256  # basic-pitch's ANNOTATIONS_FPS: model frames per second
+MIDI_OFFSET = 21  # basic-pitch's MIDI_OFFSET: the model's 88 pitch columns start at A0
 N_OVERLAPPING_FRAMES = 30  # basic-pitch's own overlap between consecutive 2-s windows
 BATCH_WINDOWS = 4  # windows per model call: ~20 MB of activations each; bigger batches are no faster
 MODEL_WINDOW_FRAMES = 172  # basic-pitch's ANNOT_N_FRAMES: its frame times restart every window
@@ -62,21 +64,25 @@ class NoteSettings:
     """basic-pitch's note-creation thresholds for one kind of sound, and a shift applied to every onset.
 
     A sustained sound (bowed strings, organ, flute) swells: the model's onset head barely fires and its
-    frames cross the threshold late, so its onsets are read earlier than a struck sound's, and its notes
-    are also built from the frames' own energy (the melodia trick) unless its partials read as notes.
+    frames cross the threshold late, one note later than another. Its notes are read from the note head
+    alone (``frames_only``, see ``frame_notes``): each starts where its swell began, not where it crossed
+    a threshold.
     """
 
-    onset_threshold: float
+    onset_threshold: float  # frames_only: the level a pitch's frames must reach for a note to begin
     frame_threshold: float
     minimum_note_length_ms: float = 58.0
     melodia_trick: bool = False
     onset_shift_ms: float = 0.0
+    frames_only: bool = False
 
     def __post_init__(self) -> None:
         if not (0 < self.onset_threshold < 1 and 0 < self.frame_threshold < 1):
             raise ValueError("thresholds must lie strictly between 0 and 1")
         if self.minimum_note_length_ms <= 0 or abs(self.onset_shift_ms) > 200:
             raise ValueError("minimum_note_length_ms must be positive and onset_shift_ms within 200 ms")
+        if self.frames_only and self.melodia_trick:
+            raise ValueError("the melodia trick is part of basic-pitch's onset decoding, not of frames_only")
 
 
 class Articulation(StrEnum):
@@ -91,11 +97,13 @@ class Articulation(StrEnum):
 
 @dataclass(frozen=True)
 class Reading:
-    """The articulation chosen for a piece and the two measures it was read from; stored with the transcription."""
+    """The articulation chosen for a piece, whether its partials were dropped (``drop_partials``), and the two
+    measures both were read from; stored with the transcription."""
 
     articulation: Articulation
     onset_support: float  # share of note starts the onset head marks (see onset_support)
     harmonic_share: float  # share of active cells with a note an octave or twelfth below (see harmonic_share)
+    partials_dropped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "articulation": str(self.articulation)}
@@ -104,10 +112,10 @@ class Reading:
 # Chosen by ``bench/transcription.py --timbres 16 --tune`` on half of a mixed-timbre set (corpus chorales and
 # fiddle tunes on piano, electric piano, organ, guitar, violin, strings, flute and a band with drums), with
 # piano chorales and piano tunes each kept within 0.02 of the piano-tuned setting; reported on the other half
-# in the README.
+# in the README. Both sustained readings came out best read from the note head alone.
 STRUCK = NoteSettings(onset_threshold=0.7, frame_threshold=0.3, onset_shift_ms=-30.0)
-SUSTAINED = NoteSettings(onset_threshold=0.7, frame_threshold=0.3, melodia_trick=True, onset_shift_ms=-45.0)
-SUSTAINED_HARMONICS = NoteSettings(onset_threshold=0.7, frame_threshold=0.5, onset_shift_ms=-45.0)
+SUSTAINED = NoteSettings(onset_threshold=0.4, frame_threshold=0.3, frames_only=True)
+SUSTAINED_HARMONICS = NoteSettings(onset_threshold=0.4, frame_threshold=0.3, frames_only=True)
 
 
 @dataclass(frozen=True)
@@ -117,14 +125,16 @@ class TranscriptionSettings:
     Stored with every transcription, beside the reading that chose its settings. A piece is sustained when
     fewer than ``sustained_below`` of its note starts carry an onset-head peak (``onset_support``), and
     sustained with harmonics when at least ``harmonics_from`` of its active cells sit an octave or a twelfth
-    over another (``harmonic_share``). ``sustained_below=0`` reads every piece as struck.
+    over another (``harmonic_share``). ``sustained_below=0`` reads every piece as struck. Whatever its
+    articulation, a piece with that many harmonics has its partials dropped (``drop_partials``: an organ
+    tune's onsets are sharp enough to read as struck, its partials are still read as notes).
     """
 
     struck: NoteSettings = STRUCK
     sustained: NoteSettings = SUSTAINED
     sustained_harmonics: NoteSettings = SUSTAINED_HARMONICS
-    sustained_below: float = 0.4
-    harmonics_from: float = 0.18
+    sustained_below: float = 0.3
+    harmonics_from: float = 0.14
     minimum_frequency: float | None = None
     maximum_frequency: float | None = None
     chunk_seconds: float = 60.0  # audio decoded and analysed this much at a time: bounded memory
@@ -144,7 +154,7 @@ class TranscriptionSettings:
             articulation = Articulation.SUSTAINED_HARMONICS
         else:
             articulation = Articulation.SUSTAINED
-        return Reading(articulation, support, harmonics)
+        return Reading(articulation, support, harmonics, partials_dropped=harmonics >= self.harmonics_from)
 
     def notes(self, articulation: Articulation) -> NoteSettings:
         return {
@@ -323,7 +333,31 @@ def read_notes(posteriors: Posteriors, settings: TranscriptionSettings) -> tuple
         minimum_frequency=settings.minimum_frequency,
         maximum_frequency=settings.maximum_frequency,
     )
-    return notes, reading
+    return (drop_partials(notes) if reading.partials_dropped else notes), reading
+
+
+SWELL_FLOOR = 0.5  # frame_notes moves a note's start back over rising frames down to this share of its threshold
+PARTIALS = (12, 19, 24)  # an octave, a twelfth, two octaves: the partials an organ stop's notes are read at
+PARTIAL_LEAD = 0.08  # seconds a partial's note may begin before its fundamental's (a swell's partials lead)
+
+
+def drop_partials(notes: list[NoteEvent]) -> list[NoteEvent]:
+    """``notes`` without those that are another note's partials: a note is dropped when a note an octave, a
+    twelfth or two octaves below, and louder, is sounding when it begins (or begins within 80 ms
+    after it). A real voice doubling another an octave up is usually the softer and goes too: on a piece
+    whose partials read as notes, that costs less than keeping every partial (see ``harmonic_share``)."""
+    by_pitch: dict[int, list[NoteEvent]] = {}
+    for note in sorted(notes):
+        by_pitch.setdefault(note.pitch, []).append(note)
+    starts = {pitch: [n.start for n in ns] for pitch, ns in by_pitch.items()}
+
+    def under(note: NoteEvent, interval: int) -> bool:
+        below = by_pitch.get(note.pitch - interval, [])
+        last = bisect.bisect_right(starts.get(note.pitch - interval, []), note.start + PARTIAL_LEAD)
+        # notes of one pitch rarely overlap: the two latest to begin are the ones that can still sound
+        return any(m.end >= note.start and m.velocity > note.velocity for m in below[max(0, last - 2) : last])
+
+    return [n for n in sorted(notes) if not any(under(n, interval) for interval in PARTIALS)]
 
 
 def notes_from_posteriors(
@@ -333,7 +367,8 @@ def notes_from_posteriors(
     minimum_frequency: float | None = None,
     maximum_frequency: float | None = None,
 ) -> list[NoteEvent]:
-    """basic-pitch's note creation with ``settings``' thresholds (cheap: tune without re-running the model).
+    """basic-pitch's note creation with ``settings``' thresholds (cheap: tune without re-running the model);
+    with ``frames_only``, ``frame_notes`` instead.
 
     The same steps as ``basic_pitch.note_creation.model_output_to_notes`` (pitch bends off), arranged
     so memory stays flat with the file's length: onsets are inferred from the frames over the whole
@@ -341,6 +376,10 @@ def notes_from_posteriors(
     time, each segment read with ten seconds of context on both sides, a note belonging to the
     segment its onset falls in. (With the melodia trick on, its global search runs per segment.)
     """
+    if settings.frames_only:
+        return frame_notes(
+            posteriors, settings, minimum_frequency=minimum_frequency, maximum_frequency=maximum_frequency
+        )
     load_librosa()  # basic-pitch's note creation imports librosa: load its kernels under the lock first
     import_tensorflow()  # basic-pitch imports TensorFlow where it can: quietly (None in a worker that blocks it)
     from basic_pitch.note_creation import model_frames_to_time, output_to_notes_polyphonic
@@ -376,6 +415,62 @@ def notes_from_posteriors(
                 onset = max(0.0, float(times[low + start]) + shift)
                 notes.append(NoteEvent(onset, float(times[low + end]), int(pitch), velocity))
     return sorted(notes)
+
+
+def frame_notes(
+    posteriors: Posteriors,
+    settings: NoteSettings,
+    *,
+    minimum_frequency: float | None = None,
+    maximum_frequency: float | None = None,
+) -> list[NoteEvent]:
+    """Notes read from the note head alone, for sounds that swell in (the onset head barely fires on them).
+
+    Per pitch, a note is a run of frames over ``frame_threshold`` that reaches ``onset_threshold``: it
+    begins where the run first reaches it, moved back over the frames still rising into it (while over
+    half the frame threshold: where the swell began, which is where the sound began), and ends with the
+    run; runs shorter than the minimum note length are not notes. A pitch at one column at a time, so
+    memory stays flat with the file's length.
+    """
+    load_librosa()  # basic-pitch's note_creation imports librosa (see notes_from_posteriors)
+    import_tensorflow()
+    from basic_pitch.note_creation import model_frames_to_time
+
+    s = settings
+    total = len(posteriors.note)
+    if total < 2:
+        return []
+    min_note_len = int(np.round(s.minimum_note_length_ms / 1000 * (SAMPLE_RATE / 256)))
+    times = model_frames_to_time(total)
+    shift = s.onset_shift_ms / 1000
+    low = 0 if minimum_frequency is None else max(0, int(np.round(_hz_to_midi(minimum_frequency))) - MIDI_OFFSET)
+    high = 88 if maximum_frequency is None else min(88, int(np.round(_hz_to_midi(maximum_frequency))) - MIDI_OFFSET)
+    notes: list[NoteEvent] = []
+    for column in range(low, high):
+        frames = posteriors.note[:, column]
+        if frames.max() < s.onset_threshold:
+            continue
+        over = np.concatenate([[False], frames >= s.frame_threshold, [False]])
+        edges = np.flatnonzero(over[1:] != over[:-1])
+        reached = frames >= s.onset_threshold
+        next_reached = np.minimum.accumulate(np.where(reached, np.arange(total), total)[::-1])[::-1]
+        for run_start, run_end in zip(edges[::2], edges[1::2], strict=True):
+            begin = int(next_reached[run_start])
+            if begin >= run_end:
+                continue
+            floor = s.frame_threshold * SWELL_FLOOR
+            while begin > 0 and frames[begin - 1] < frames[begin] and frames[begin - 1] >= floor:
+                begin -= 1
+            if run_end - begin < min_note_len:
+                continue
+            velocity = int(np.clip(round(127 * float(frames[begin:run_end].mean())), 1, 127))
+            onset = max(0.0, float(times[begin]) + shift)
+            notes.append(NoteEvent(onset, float(times[min(run_end, total - 1)]), column + MIDI_OFFSET, velocity))
+    return sorted(notes)
+
+
+def _hz_to_midi(hz: float) -> float:
+    return 69 + 12 * float(np.log2(hz / 440.0))
 
 
 def _inferred_onsets(onsets: np.ndarray, frames: np.ndarray, n_diff: int = 2, rows: int = 8192) -> np.ndarray:
