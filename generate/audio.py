@@ -115,9 +115,10 @@ class Seam:
     """How a loop's end meets its start, on decoded audio (frames of 1,024 samples laid out from the seam).
 
     ``rms_ratio``: the RMS jump from the last frame to the first against the median frame-to-frame jump.
-    ``bar_line_ratio``: the same jump against the median jump at the track's own bar lines (a seam is a bar
-    line, and a downbeat after a rest jumps by design). ``click_ratio``: the sample step across the seam
-    against the track's 99.9th-percentile sample step (above 1: a click).
+    ``bar_line_ratio``: the same jump against the median jump at the track's own bar lines, each measured
+    the same way, between the frames just before and just after it (a seam is a bar line, and a downbeat
+    after a rest jumps by design). ``click_ratio``: the sample step across the seam against the track's
+    99.9th-percentile sample step (above 1: a click).
     """
 
     rms_ratio: float
@@ -134,16 +135,21 @@ def seam(samples: np.ndarray, rate: int, *, bar_seconds: float, frame: int = 102
     if count < 4:
         raise ValueError("too short to measure a seam")
     rms = np.sqrt(np.mean(samples[: count * frame].reshape(count, frame) ** 2, axis=1))
-    jump = abs(float(rms[0]) - float(np.sqrt(np.mean(samples[-frame:] ** 2))))
+    jump = abs(_rms(samples[:frame]) - _rms(samples[-frame:]))
     median = float(np.median(np.abs(np.diff(rms))))
-    lines = [round(k * bar_seconds * rate / frame) for k in range(1, int(len(samples) / rate / bar_seconds) + 1)]
-    at_lines = [abs(float(rms[i] - rms[i - 1])) for i in lines if 0 < i < count]
+    lines = [round(k * bar_seconds * rate) for k in range(1, int(len(samples) / rate / bar_seconds) + 1)]
+    at_lines = [abs(_rms(samples[at : at + frame]) - _rms(samples[at - frame : at])) for at in lines
+                if frame <= at <= len(samples) - frame]  # fmt: skip
     steps = np.abs(np.diff(samples))
     return Seam(
         rms_ratio=jump / max(median, 1e-9),
         bar_line_ratio=jump / max(float(np.median(at_lines)) if at_lines else median, 1e-9),
         click_ratio=abs(float(samples[0] - samples[-1])) / max(float(np.percentile(steps, 99.9)), 1e-9),
     )
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2)))
 
 
 def decoded_mono(path: Path) -> tuple[np.ndarray, int]:

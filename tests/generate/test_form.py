@@ -172,3 +172,16 @@ def test_a_singable_top_line_leaps_an_octave_at_most_and_keeps_the_harmony() -> 
     assert wide_leap_share(sung) == 0.0
     assert [n for n in sung.notes if n.pitch == 48] == under  # the notes under the melody are untouched
     assert singable(sung, CONFIG) == sung
+
+
+def test_a_seam_is_measured_against_bar_lines_measured_the_same_way() -> None:
+    """Sixteen identical bars, each a struck note decaying: cut at any bar line, the loop's seam is that bar
+    line. Its jump is every bar line's (the frames just before and after each line, as at the seam; frames laid
+    out from the seam straddle the other lines and read 1.34x), and 27x the median frame-to-frame jump: that
+    ratio reads the attack on the downbeat, which any loop of struck notes has."""
+    rate, bar_seconds = 44100, 0.5003  # bar lines that fall between the 1,024-sample frames
+    t = np.arange(round(bar_seconds * rate)) / rate
+    bars = np.tile(0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-t / 0.15), 16)
+    measured = seam(bars, rate, bar_seconds=bar_seconds)
+    assert measured.bar_line_ratio == pytest.approx(1.0, abs=0.02)
+    assert measured.rms_ratio > 10
