@@ -40,7 +40,7 @@ from generate.pianoroll import save_pianoroll
 from generate.quality import quality_report
 from generate.synth import render_wav
 from train.dataset import DEFAULT_STYLE
-from train.model import Lift, SavedModel, right_aligned, sample
+from train.model import TOP_P, Lift, SavedModel, right_aligned, sample
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, load_pieces_file, pieces_behind
 from train.profile import PROFILE_FEATURES, StyleProfile, style_profile
@@ -67,7 +67,7 @@ class GenerateSettings:
     count: int = 4
     minutes: float = 0.75
     temperature: float = 1.0
-    top_p: float = 0.95
+    top_p: float = TOP_P  # the sampler's lift is calibrated at this nucleus (train.calibrate)
     max_rounds: int = 6  # sampling rounds before giving up on the missing tracks
     seed: int | None = None
     style: str | None = None  # a playlist's style; None draws one per track, as often as the training data has it

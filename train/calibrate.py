@@ -8,7 +8,8 @@ measures that gap and closes it with a ``Lift`` per style: logits added to pitch
 taken from position tokens per beat they wait (nearer onsets), from pitches off the key's scale and from
 top notes that leap, found by a few rounds of sampling and Broyden's method on the four together, bounded
 so a model that cannot reach its style is not pushed into nonsense. Sampling here is as a batch samples:
-each stream from one of the style's pieces' openings, kept to that piece's register.
+each stream from one of the style's pieces' openings, kept to that piece's register, with a batch's nucleus
+(``TOP_P``: a lift calibrated on the whole distribution moved a batch's truncated one past its style).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.model import LIFT_KNOBS, Lift, SavedModel, right_aligned, sample
+from train.model import LIFT_KNOBS, TOP_P, Lift, SavedModel, right_aligned, sample
 from train.profile import PROFILE_FEATURES, StyleProfile, profile_features
 from train.tokens import BAR, GridPiece, decode
 from train.vocab import SEP, style_token
@@ -63,7 +64,7 @@ def sampled_density(saved: SavedModel, style: str, lift: Lift, *, rows: int, bar
     prompt = right_aligned([[vocab.index.get(t, vocab.index[SEP]) for t in s] for s in starts], vocab.index[SEP])
     steps = int(bars * saved.config.tokens_per_bar * 1.3) + 16
     lifts = [lift.within(registers[i]) for i in chosen]
-    ids = sample(saved, batch=rows, steps=steps, temperature=1.0, top_p=1.0, seed=seed, prompt=prompt,
+    ids = sample(saved, batch=rows, steps=steps, temperature=1.0, top_p=TOP_P, seed=seed, prompt=prompt,
                  prompt_lengths=[len(s) for s in starts], lifts=lifts)  # fmt: skip
     features = []
     for start, row in zip(starts, ids.tolist(), strict=True):

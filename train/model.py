@@ -152,6 +152,7 @@ FOLLOWS = {
 
 
 REGISTER_SLOPE = 1.5  # nats per semitone outside a row's register
+TOP_P = 0.95  # the nucleus a batch samples with unless told otherwise; train.calibrate samples with it too
 LIFT_KNOBS = ("onsets", "voices", "scale", "leaps")  # what train.calibrate sets, in its order
 
 
