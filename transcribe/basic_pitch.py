@@ -445,27 +445,29 @@ def frame_notes(
     shift = s.onset_shift_ms / 1000
     low = 0 if minimum_frequency is None else max(0, int(np.round(_hz_to_midi(minimum_frequency))) - MIDI_OFFSET)
     high = 88 if maximum_frequency is None else min(88, int(np.round(_hz_to_midi(maximum_frequency))) - MIDI_OFFSET)
+    positions = np.arange(total)
+    floor = s.frame_threshold * SWELL_FLOOR
     notes: list[NoteEvent] = []
     for column in range(low, high):
-        frames = posteriors.note[:, column]
+        frames = np.asarray(posteriors.note[:, column], np.float64)
         if frames.max() < s.onset_threshold:
             continue
         over = np.concatenate([[False], frames >= s.frame_threshold, [False]])
         edges = np.flatnonzero(over[1:] != over[:-1])
-        reached = frames >= s.onset_threshold
-        next_reached = np.minimum.accumulate(np.where(reached, np.arange(total), total)[::-1])[::-1]
-        for run_start, run_end in zip(edges[::2], edges[1::2], strict=True):
-            begin = int(next_reached[run_start])
-            if begin >= run_end:
-                continue
-            floor = s.frame_threshold * SWELL_FLOOR
-            while begin > 0 and frames[begin - 1] < frames[begin] and frames[begin - 1] >= floor:
-                begin -= 1
-            if run_end - begin < min_note_len:
-                continue
-            velocity = int(np.clip(round(127 * float(frames[begin:run_end].mean())), 1, 127))
+        starts, ends = edges[::2], edges[1::2]  # each run of frames over the frame threshold
+        reached = np.minimum.accumulate(np.where(frames >= s.onset_threshold, positions, total)[::-1])[::-1]
+        begins = reached[starts]  # where each run first reaches the onset threshold (total: never)
+        keep = begins < ends
+        # moved back over the frames still rising into it: to the last frame at or before it that does not rise
+        rising = np.concatenate([[False], (frames[:-1] < frames[1:]) & (frames[:-1] >= floor)])
+        still = np.maximum.accumulate(np.where(rising, 0, positions))
+        begins = still[np.minimum(begins, total - 1)]
+        keep &= ends - begins >= min_note_len
+        sums = np.concatenate([[0.0], np.cumsum(frames)])
+        for begin, end in zip(begins[keep].tolist(), ends[keep].tolist(), strict=True):
+            velocity = int(np.clip(round(127 * (sums[end] - sums[begin]) / (end - begin)), 1, 127))
             onset = max(0.0, float(times[begin]) + shift)
-            notes.append(NoteEvent(onset, float(times[min(run_end, total - 1)]), column + MIDI_OFFSET, velocity))
+            notes.append(NoteEvent(onset, float(times[min(end, total - 1)]), column + MIDI_OFFSET, velocity))
     return sorted(notes)
 
 
