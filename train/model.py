@@ -37,6 +37,7 @@ class ModelConfig:
     recurrence: dict[str, float] = field(default_factory=dict)  # style -> share of its pieces' bars that recur
     grooves: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its drums (transcribe.groove)
     wide_leaps: dict[str, float] = field(default_factory=dict)  # style -> share of top-line leaps over an octave
+    repeats: dict[str, float] = field(default_factory=dict)  # style -> share of top-line notes that repeat the last
     sounds: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> centroid and percussive share
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # style -> its profile (train.profile)
     lifts: dict[str, dict[str, float]] = field(default_factory=dict)  # style -> its sampler's Lift (train.calibrate)
@@ -153,20 +154,22 @@ FOLLOWS = {
 
 REGISTER_SLOPE = 1.5  # nats per semitone outside a row's register
 TOP_P = 0.95  # the nucleus a batch samples with unless told otherwise; train.calibrate samples with it too
-LIFT_KNOBS = ("onsets", "voices", "scale", "leaps")  # what train.calibrate sets, in its order
+LIFT_KNOBS = ("onsets", "voices", "scale", "leaps", "repeats")  # what train.calibrate sets, in its order
 
 
 @dataclass(frozen=True)
 class Lift:
     """Logits added to every pitch token (after a note: another voice rather than moving on), taken from
     each position token (or the next bar) per beat it waits before the next onset, taken from pitches off
-    the key's scale and from top notes that leap: what brings a sampler's number of voices, onsets,
-    chromatic notes and leaps in its top line to its style's."""
+    the key's scale, from top notes that leap and from top notes that repeat the one before: what brings a
+    sampler's number of voices, onsets, chromatic notes, and leaps and repeated notes in its top line to its
+    style's."""
 
     voices: float = 0.0
     onsets: float = 0.0  # nats per beat of waiting
     scale: float = 0.0  # nats taken from each pitch off its key's scale (pitches are written relative to the key)
     leaps: float = 0.0  # nats taken from a top note more than LEAP semitones from the top note before it
+    repeats: float = 0.0  # nats taken from a top note that repeats the top note before it
     # The register: a pitch token below ``low`` or above ``high`` loses REGISTER_SLOPE nats per semitone out
     # (an LSTM's voices drift, and a track's notes spread over more octaves than any of its style's pieces).
     low: int = 0
@@ -185,6 +188,7 @@ class Lift:
             voices=float(knobs.get("voices", 0.0)),
             scale=float(knobs.get("scale", 0.0)),
             leaps=float(knobs.get("leaps", 0.0)),
+            repeats=float(knobs.get("repeats", 0.0)),
         )
 
     def knobs(self) -> dict[str, float]:
@@ -274,8 +278,8 @@ def sample(
     start from (the state is primed on it); without one each sequence starts from the separator.
     Prompts of different lengths are right-aligned in that array with ``prompt_lengths`` given: a row's
     state starts at its own first token (what lies to its left is never read). ``lifts`` (one per row)
-    move the number of voices and onsets, the notes off the key's scale and the top line's leaps as calibrated
-    for a style, and keep each row to its register (``Lift``).
+    move the number of voices and onsets, the notes off the key's scale and the top line's leaps and repeated
+    notes as calibrated for a style, and keep each row to its register (``Lift``).
     """
     import_tensorflow()  # once per process, without its known start-up errors
     import tensorflow as tf
@@ -291,6 +295,7 @@ def sample(
     bias = tf.constant(np.stack([r.bias(grammar) for r in rows]))  # (batch, vocab)
     hurry = tf.constant([[r.onsets] for r in rows], tf.float32)  # (batch, 1)
     leaping = tf.constant([[r.leaps] for r in rows], tf.float32)  # (batch, 1)
+    repeating = tf.constant([[r.repeats] for r in rows], tf.float32)  # (batch, 1)
     spb = saved.tokenizer.steps_per_beat
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
@@ -331,11 +336,13 @@ def sample(
         gap = tf.where(kinds[None, :] == POS, to_position, tf.where(kinds[None, :] == BAR_KIND, to_bar, 0))
         return -tf.cast(gap, tf.float32) / spb
 
-    def leap(grammar_state: tuple[tf.Tensor, ...]) -> tf.Tensor:
-        """-1 on each pitch token that, as the next top note, would leap from the one before; 0 elsewhere."""
+    def leap(grammar_state: tuple[tf.Tensor, ...], *, repeat: bool = False) -> tf.Tensor:
+        """-1 on each pitch token that, as the next top note, would leap from the one before (``repeat``: would
+        repeat it); 0 elsewhere."""
         kind, meter, position, pitch, top = grammar_state
-        far = tf.abs(values[None, :] - top[:, None]) > LEAP
-        return -tf.cast(far & (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None], tf.float32)
+        distance = tf.abs(values[None, :] - top[:, None])
+        hit = tf.equal(distance, 0) if repeat else distance > LEAP
+        return -tf.cast(hit & (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None], tf.float32)
 
     @tf.function(reduce_retracing=True)
     def run(
@@ -360,6 +367,7 @@ def sample(
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
             lifted = bias + hurry * wait(grammar_state) + leaping * leap(grammar_state)
+            lifted += repeating * leap(grammar_state, repeat=True)
             logits = dense(out) / temperature + lifted + mask(grammar_state)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")

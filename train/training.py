@@ -37,7 +37,7 @@ from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, pieces_behind, save_pieces
 from train.profile import StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, reference_features, save_reference
-from train.structure import drawn, mean_recurrence, wide_leap_share
+from train.structure import drawn, mean_recurrence, repeat_share, wide_leap_share
 from train.token_store import TokenStore
 from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise, token_register
 from train.vocab import Vocabulary
@@ -247,10 +247,14 @@ class StyleMeasures:
     recurrence: dict[str, float]
     wide_leaps: dict[str, float]
     profiles: dict[str, dict[str, Any]]
+    repeats: dict[str, float]  # the share of top-line notes that repeat the one before (train.calibrate aims at it)
 
     def config_fields(self) -> dict[str, Any]:
         """The ``ModelConfig`` fields these fill."""
-        return {"recurrence": self.recurrence, "wide_leaps": self.wide_leaps, "profiles": self.profiles}
+        return {
+            "recurrence": self.recurrence, "wide_leaps": self.wide_leaps, "profiles": self.profiles,
+            "repeats": self.repeats,
+        }  # fmt: skip
 
 
 def form_measures(pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int) -> StyleMeasures:
@@ -258,14 +262,16 @@ def form_measures(pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: 
     recurrence: dict[str, float] = {}
     wide_leaps: dict[str, float] = {}
     profiles: dict[str, dict[str, Any]] = {}
+    repeats: dict[str, float] = {}
     for style in sorted({p.style for p in pieces}):
         grids = [decode(p.tokens, tokenizer) for p in drawn([p for p in pieces if p.style == style], seed)]
         recurrence[style] = round(mean_recurrence(grids, tokenizer), 4)
         wide_leaps[style] = round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
+        repeats[style] = round(sum(repeat_share(g) for g in grids) / max(len(grids), 1), 4)
         profile = style_profile(grids, tokenizer)
         if profile is not None:
             profiles[style] = profile.to_dict()
-    return StyleMeasures(recurrence, wide_leaps, profiles)
+    return StyleMeasures(recurrence, wide_leaps, profiles, repeats)
 
 
 def note_ids(vocab: Vocabulary) -> np.ndarray:

@@ -8,6 +8,7 @@ import pytest
 from sample.corpus import corpus_score
 from train.profile import PROFILE_FEATURES, StyleProfile, profile_features, style_profile
 from train.scores import score_tokens
+from train.structure import repeat_share
 from train.tokens import GridNote, GridPiece, TokenizerConfig, decode
 
 CONFIG = TokenizerConfig()
@@ -29,6 +30,14 @@ def test_features_of_a_small_piece_worked_by_hand() -> None:
     assert features["polyphony"] == 2.0 and features["onsets_per_beat"] == 1.0
     assert features["ioi_variation"] == 0.0 and features["median_note_beats"] == 1.0
     assert not profile_features(GridPiece(4, ()), CONFIG).any()
+
+
+def test_the_top_line_s_repeats_are_counted_on_the_highest_note_of_each_onset() -> None:
+    # a top line C5 C5 D5 C5 over a held C3, and a lower note repeated under it that is not the top line
+    notes = [GridNote(0, 48, 16), *(GridNote(4 * i, p, 4) for i, p in enumerate((72, 72, 74, 72)))]
+    notes += [GridNote(4 * i, 60, 4) for i in range(4)]
+    assert repeat_share(GridPiece(4, tuple(notes))) == pytest.approx(1 / 3)
+    assert repeat_share(GridPiece(4, (GridNote(0, 60, 4),))) == 0.0
 
 
 def test_a_style_s_unseen_pieces_sit_nearer_its_profile_than_another_style_s() -> None:
