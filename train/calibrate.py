@@ -8,10 +8,10 @@ measures that gap and closes it with a ``Lift`` per style: logits added to pitch
 taken from position tokens per beat they wait (nearer onsets), from pitches off the key's scale, from top
 notes that leap and from top notes that repeat the one before (a sampled fiddle tune's top line repeated a
 note twice as often as its pieces'), found by a few rounds of sampling and Broyden's method on the five
-together, bounded
-so a model that cannot reach its style is not pushed into nonsense. Sampling here is as a batch samples:
-each stream from one of the style's pieces' openings, kept to that piece's register, with a batch's nucleus
-(``TOP_P``: a lift calibrated on the whole distribution moved a batch's truncated one past its style).
+together, bounded so a model that cannot reach its style is not pushed into nonsense. Sampling here is as a
+batch samples: each stream from one of the style's pieces' openings, kept to that piece's register, with a
+batch's nucleus (``TOP_P``: a lift calibrated on the whole distribution moved a batch's truncated one past
+its style).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ FIRST_JACOBIAN = (
     (0.0, 0.0, 0.0, -0.8, 0.0),
     (0.0, 0.0, 0.0, 0.0, -0.8),
 )
-LEAST_SHARE = 0.003  # a share of chromatic notes or leaps below this counts as this (its log stays finite)
+LEAST_SHARE = 0.003  # a share of chromatic notes, leaps or repeats below this counts as this (its log stays finite)
 # onsets per beat, voices sounding, scale share, top-line leap share, top-line repeat share (the first four alone
 # for a model that keeps no repeat share)
 Density = tuple[float, ...]

@@ -336,13 +336,13 @@ def sample(
         gap = tf.where(kinds[None, :] == POS, to_position, tf.where(kinds[None, :] == BAR_KIND, to_bar, 0))
         return -tf.cast(gap, tf.float32) / spb
 
-    def leap(grammar_state: tuple[tf.Tensor, ...], *, repeat: bool = False) -> tf.Tensor:
-        """-1 on each pitch token that, as the next top note, would leap from the one before (``repeat``: would
-        repeat it); 0 elsewhere."""
+    def top_moves(grammar_state: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+        """-1 on each pitch token that, as the next top note, would leap from the one before, and -1 on each
+        that would repeat it; 0 elsewhere."""
         kind, meter, position, pitch, top = grammar_state
         distance = tf.abs(values[None, :] - top[:, None])
-        hit = tf.equal(distance, 0) if repeat else distance > LEAP
-        return -tf.cast(hit & (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None], tf.float32)
+        next_top = (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None]
+        return -tf.cast(next_top & (distance > LEAP), tf.float32), -tf.cast(next_top & (distance == 0), tf.float32)
 
     @tf.function(reduce_retracing=True)
     def run(
@@ -366,8 +366,8 @@ def sample(
             grammar_state = track(prompt_ids[:, i], grammar_state)
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
-            lifted = bias + hurry * wait(grammar_state) + leaping * leap(grammar_state)
-            lifted += repeating * leap(grammar_state, repeat=True)
+            leaps, repeats = top_moves(grammar_state)
+            lifted = bias + hurry * wait(grammar_state) + leaping * leaps + repeating * repeats
             logits = dense(out) / temperature + lifted + mask(grammar_state)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")

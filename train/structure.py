@@ -65,15 +65,19 @@ def top_line(piece: GridPiece) -> list[GridNote]:
     return [tops[step] for step in sorted(tops)]
 
 
+def top_steps(piece: GridPiece) -> list[int]:
+    """The size in semitones of each move of the top line, from one note to the next."""
+    line = [n.pitch for n in top_line(piece)]
+    return [abs(b - a) for a, b in zip(line, line[1:], strict=False)]
+
+
 def repeat_share(piece: GridPiece) -> float:
     """The share of the top line's steps that repeat the note before (0 for a line of one note or none)."""
-    line = [n.pitch for n in top_line(piece)]
-    steps = [b == a for a, b in zip(line, line[1:], strict=False)]
-    return sum(steps) / len(steps) if steps else 0.0
+    steps = top_steps(piece)
+    return sum(s == 0 for s in steps) / len(steps) if steps else 0.0
 
 
 def wide_leap_share(piece: GridPiece, *, semitones: int = 12) -> float:
     """The share of the top line's steps that leap more than ``semitones``."""
-    line = [n.pitch for n in top_line(piece)]
-    steps = [abs(b - a) for a, b in zip(line, line[1:], strict=False)]
+    steps = top_steps(piece)
     return sum(s > semitones for s in steps) / len(steps) if steps else 0.0

@@ -346,8 +346,9 @@ def drop_partials(notes: list[NoteEvent]) -> list[NoteEvent]:
     twelfth or two octaves below, and louder, is sounding when it begins (or begins within 80 ms
     after it). A real voice doubling another an octave up is usually the softer and goes too: on a piece
     whose partials read as notes, that costs less than keeping every partial (see ``harmonic_share``)."""
+    ordered = sorted(notes)
     by_pitch: dict[int, list[NoteEvent]] = {}
-    for note in sorted(notes):
+    for note in ordered:
         by_pitch.setdefault(note.pitch, []).append(note)
     starts = {pitch: [n.start for n in ns] for pitch, ns in by_pitch.items()}
 
@@ -357,7 +358,7 @@ def drop_partials(notes: list[NoteEvent]) -> list[NoteEvent]:
         # notes of one pitch rarely overlap: the two latest to begin are the ones that can still sound
         return any(m.end >= note.start and m.velocity > note.velocity for m in below[max(0, last - 2) : last])
 
-    return [n for n in sorted(notes) if not any(under(n, interval) for interval in PARTIALS)]
+    return [n for n in ordered if not any(under(n, interval) for interval in PARTIALS)]
 
 
 def notes_from_posteriors(
