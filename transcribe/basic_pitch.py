@@ -255,6 +255,7 @@ class Transcriber:
             samples=accumulator.samples,
             features=accumulator.finish(),
             onset_envelope=accumulator.onset_envelope(),
+            bpm=accumulator.bpm(),
             envelope_fps=accumulator.frames_per_second,
             percussion=accumulator.percussion,
         )
@@ -267,7 +268,7 @@ class Transcriber:
         """
         posteriors = self.posteriors(audio_path)
         notes, reading = read_notes(posteriors, self.settings)
-        grid = grid_from_audio(posteriors.onset_envelope, posteriors.envelope_fps, notes)
+        grid = grid_from_audio(posteriors.onset_envelope, posteriors.envelope_fps, notes, bpm=posteriors.bpm)
         return Transcript(
             notes=notes,
             tempo=posteriors.features.tempo,
@@ -289,6 +290,7 @@ class Posteriors:
     features: AudioFeatures
     onset_envelope: np.ndarray  # librosa onset strength per feature frame, for beat tracking
     envelope_fps: float
+    bpm: float | None  # the envelope's tempo estimate (``transcribe.beats.envelope_bpm``), made once for both
     percussion: PercussionAccumulator  # percussive onsets per band and the high band's measures
 
 

@@ -78,17 +78,29 @@ class BeatGrid:
         return cls(tuple(float(b) for b in data["beats"]), int(data["meter"]), int(data["phase"]), str(data["method"]))
 
 
-def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float) -> tuple[float, ...]:
-    """Beat times (seconds) from an onset-strength envelope: librosa's tempo estimate and beat tracker."""
+def envelope_bpm(onset_envelope: np.ndarray, *, frames_per_second: float) -> float | None:
+    """librosa's tempo estimate (bpm, searched from 120) over an onset-strength envelope; None when the
+    envelope has nothing to go on. The beat tracker and the piece's stored tempo both read this one value."""
     librosa = load_librosa()
 
     if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
-        return ()
+        return None
     hop = 512
     sr = int(round(frames_per_second * hop))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bpm = float(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr, hop_length=hop, start_bpm=120.0)[0])
+        return float(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr, hop_length=hop, start_bpm=120.0)[0])
+
+
+def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float, bpm: float | None = None) -> tuple[float, ...]:
+    """Beat times (seconds) from an onset-strength envelope: librosa's tempo estimate (or ``bpm``, that
+    estimate made already, see ``envelope_bpm``) and beat tracker."""
+    if bpm is None:
+        bpm = envelope_bpm(onset_envelope, frames_per_second=frames_per_second)
+    if bpm is None or onset_envelope.size < 16 or not np.any(onset_envelope > 0):
+        return ()
+    hop = 512
+    sr = int(round(frames_per_second * hop))  # the rate librosa's tempo estimate is made at (see envelope_bpm)
     frames = dynamic_programming_beats(onset_envelope, bpm=bpm, frame_rate=sr / hop)
     times = np.asarray(frames, dtype=float) * hop / sr
     return tuple(float(t) for t in times)
@@ -200,18 +212,22 @@ def grid_from_envelope(
     *,
     method: str,
     latency: float = 0.0,
+    bpm: float | None = None,
 ) -> BeatGrid:
-    """Beats tracked over ``onset_envelope``, moved back by the envelope's ``latency``, phased by ``notes``."""
-    beats = track_beats(onset_envelope, frames_per_second=frames_per_second)
+    """Beats tracked over ``onset_envelope`` (at ``bpm`` when its tempo is estimated already), moved back by the
+    envelope's ``latency``, phased by ``notes``."""
+    beats = track_beats(onset_envelope, frames_per_second=frames_per_second, bpm=bpm)
     beats = tuple(max(0.0, b - latency) for b in beats)
     meter, phase = bar_phase(notes, beats)
     return BeatGrid(beats, meter, phase, method)
 
 
-def grid_from_audio(onset_envelope: np.ndarray, frames_per_second: float, notes: Sequence[NoteEvent]) -> BeatGrid:
+def grid_from_audio(
+    onset_envelope: np.ndarray, frames_per_second: float, notes: Sequence[NoteEvent], *, bpm: float | None = None
+) -> BeatGrid:
     """The grid of transcribed audio: beats tracked over its onset strength, less that envelope's latency."""
     return grid_from_envelope(
-        onset_envelope, frames_per_second, notes, method=BEAT_METHOD, latency=AUDIO_ENVELOPE_LATENCY
+        onset_envelope, frames_per_second, notes, method=BEAT_METHOD, latency=AUDIO_ENVELOPE_LATENCY, bpm=bpm
     )
 
 

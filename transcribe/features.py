@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from transcribe.beats import envelope_bpm
 from transcribe.groove import PercussionAccumulator
 from transcribe.numba_cache import load_librosa
 
@@ -73,6 +74,7 @@ class FeatureAccumulator:
         self._loud = 0
         self._flatness = 0.0
         self._onsets: list[np.ndarray] = []
+        self._bpm: tuple[int, float | None] | None = None  # (envelope frames it was estimated over, bpm)
         self.percussion = PercussionAccumulator(sample_rate, N_FFT, HOP)
 
     def add(self, chunk: np.ndarray) -> None:
@@ -117,13 +119,20 @@ class FeatureAccumulator:
         """The onset strength of every frame so far (librosa's, over the mel spectrogram)."""
         return np.concatenate(self._onsets) if self._onsets else np.zeros(0)
 
+    def bpm(self) -> float | None:
+        """librosa's tempo estimate over the onset strength so far (the beat tracker's too); None if silent."""
+        envelope = self.onset_envelope()
+        if self._bpm is None or self._bpm[0] != envelope.size:
+            self._bpm = (envelope.size, envelope_bpm(envelope, frames_per_second=self.frames_per_second))
+        return self._bpm[1]
+
     def finish(self) -> AudioFeatures:
         n = max(self._frames, 1)
         means = {name: self._sums[name] / n for name in SCALARS}
         variances = {name: max(self._squares[name] / n - means[name] ** 2, 0.0) for name in SCALARS}
         mfcc_mean = self._mfcc / n
         return AudioFeatures(
-            tempo=estimate_tempo(self.onset_envelope(), self.sample_rate),
+            tempo=fold_tempo(self.bpm()),
             means=_rounded(means),
             variances=_rounded(variances),
             chroma=[round(float(v), 5) for v in self._chroma / n],
@@ -174,24 +183,15 @@ def spectral_flatness(power: np.ndarray, *, amin: float = 1e-10) -> np.ndarray:
     return np.exp(np.mean(np.log(floored), axis=0)) / np.mean(floored, axis=0)
 
 
-def estimate_tempo(onset_envelope: np.ndarray, sample_rate: int, *, default: float = 120.0) -> float:
-    """Beats per minute from the onset envelope's autocorrelation (librosa), folded into 60-180."""
-    librosa = load_librosa()
-
-    if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
+def fold_tempo(bpm: float | None, *, default: float = 120.0) -> float:
+    """A tempo estimate (``transcribe.beats.envelope_bpm``) folded into 60-180 bpm; ``default`` without one."""
+    if bpm is None or not np.isfinite(bpm) or bpm <= 0:
         return default
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tempo = float(
-            np.atleast_1d(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sample_rate, hop_length=HOP))[0]
-        )
-    if not np.isfinite(tempo) or tempo <= 0:
-        return default
-    while tempo < 60:
-        tempo *= 2
-    while tempo > 180:
-        tempo /= 2
-    return round(tempo, 2)
+    while bpm < 60:
+        bpm *= 2
+    while bpm > 180:
+        bpm /= 2
+    return round(bpm, 2)
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:
