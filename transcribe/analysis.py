@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,6 @@ from transcribe.features import AudioFeatures
 from transcribe.groove import Groove
 from transcribe.notes import NoteEvent
 from transcribe.repetition import piece_repetition
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,31 +70,72 @@ class Verdict:
     detail: str | None = None
 
 
-def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
-    """music21's Krumhansl-Schmuckler key estimate over duration-weighted notes, e.g. ``"G major"``.
+# music21's default key analysis (``Stream.analyze("key")``: Aarden-Essen weights on Krumhansl-Schmuckler's
+# method), ported so a transcription worker need not import music21 (~0.3 s per process) or build the 24 Key
+# objects music21 makes per call (~25 ms a piece). ``tests/transcribe/test_analysis.py`` checks it against
+# music21 itself.
+AARDEN_ESSEN = {
+    "major": (17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062, 0.145624, 8.15494, 0.232998,
+              4.95122),
+    "minor": (18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161, 4.56621, 1.93186, 7.37619,
+              1.75623),
+}  # fmt: skip
+TONIC_NAMES = ("C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B")  # music21's Pitch(pc).name
+MAJOR_ENHARMONIC = {"G#": "A-"}  # music21 spells a G# major key A- major (its keysValidMajor); minor keys as named
+DENOMINATOR_LIMIT = 65535  # music21's defaults.limitOffsetDenominator
 
-    The analysis reads only each pitch class's total duration, so it is given one note per pitch
-    class with that total (the same answer as the whole piece, without building a long stream).
+
+def _quarter_length(value: float) -> float | Fraction:
+    """A duration as music21 stores it (``common.opFrac``): a float, or a Fraction where the float would only
+    approximate a fraction with a denominator up to 65535."""
+    numerator, denominator = value.as_integer_ratio()
+    if denominator <= DENOMINATOR_LIMIT:
+        return value
+    fraction = Fraction(numerator, denominator).limit_denominator(DENOMINATOR_LIMIT)
+    power_of_two = fraction.denominator & (fraction.denominator - 1) == 0
+    return fraction.numerator / fraction.denominator if power_of_two else fraction
+
+
+def _key_correlations(distribution: list[float | Fraction | int], weights: Sequence[float]) -> list[float]:
+    """The correlation of ``distribution`` with ``weights`` rotated to each tonic: music21's
+    ``DiscreteAnalysis._getDifference``, term by term in its order (so the same floats and the same ties)."""
+    profile_average = sum(weights) / len(weights)
+    histogram_average = sum(distribution) / len(distribution)
+    solution = [0.0] * 12
+    for i in range(12):
+        top = bottom_right = bottom_left = 0.0
+        for j in range(12):
+            top = top + ((weights[(j - i) % 12] - profile_average) * (distribution[j] - histogram_average))
+            bottom_right = bottom_right + ((weights[(j - i) % 12] - profile_average) ** 2)
+            bottom_left = bottom_left + ((distribution[j] - histogram_average) ** 2)
+        solution[i] = (
+            0.0 if bottom_right == 0 or bottom_left == 0 else float(top / ((bottom_right * bottom_left) ** 0.5))
+        )
+    return solution
+
+
+def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
+    """music21's key estimate (``analyze("key")``) over duration-weighted notes, e.g. ``"G major"``.
+
+    Each pitch class weighs its notes' total duration (at least 0.05 s a note), rounded to 0.01 as the
+    quarter lengths music21 would be given; the tonic and mode best correlated with the Aarden-Essen
+    profiles win, ties going to the higher pitch class and then to minor, as music21's sort has it.
     """
     if not notes:
         return None
-    from music21 import note as m21note
-    from music21 import stream
-    from music21.exceptions21 import Music21Exception
-
     weights = np.zeros(12)
     for event in notes:
         weights[event.pitch % 12] += max(event.duration, 0.05)
-    piece: stream.Stream = stream.Stream()
-    for pitch_class, weight in enumerate(weights):
-        if weight > 0:
-            piece.append(m21note.Note(60 + pitch_class, quarterLength=round(float(weight), 2)))
-    try:
-        key = piece.analyze("key")
-    except Music21Exception as error:  # the key analysis found nothing to go on: the piece has no key
-        log.warning("no key for a piece of %d notes: %s", len(notes), error)
-        return None
-    return f"{key.tonic.name} {key.mode}"
+    distribution: list[float | Fraction | int] = [
+        0 + _quarter_length(round(float(weight), 2)) if weight > 0 else 0 for weight in weights
+    ]
+    coefficient, tonic, mode = max(
+        (correlation, pitch_class, mode)
+        for mode, profile in AARDEN_ESSEN.items()
+        for pitch_class, correlation in enumerate(_key_correlations(distribution, profile))
+    )
+    name = TONIC_NAMES[tonic]
+    return f"{MAJOR_ENHARMONIC.get(name, name) if mode == 'major' else name} {mode}"
 
 
 def polyphony(notes: Sequence[NoteEvent], resolution: float = 0.05) -> float:
