@@ -44,7 +44,7 @@ from transcribe.catalogue import (
     downloaded_source_ids,
     transcribe_sources,
 )
-from transcribe.parallel import default_workers
+from transcribe.parallel import default_workers, warm_up
 
 DASK_ADDRESS = "TUNESMITH_DASK_ADDRESS"  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
 
@@ -220,6 +220,8 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
     A progress artifact follows the downloads; ``workers=0`` transcribes with one process per core.
     """
     logger = get_run_logger()
+    if transcribe and not os.environ.get(DASK_ADDRESS):
+        warm_up(workers or default_workers())  # the transcription workers' imports run while the playlists download
     playlists = [expand_playlist(url, request.settings, request.style) for url in request.urls]
     with catalogue().sessions.begin() as session:
         pending = pending_source_ids(session)

@@ -24,7 +24,7 @@ def music21_key(notes: list[NoteEvent]) -> str | None:
     weights = np.zeros(12)
     for event in notes:
         weights[event.pitch % 12] += max(event.duration, 0.05)
-    piece = stream.Stream()
+    piece: stream.Stream = stream.Stream()
     for pitch_class, weight in enumerate(weights):
         if weight > 0:
             piece.append(note.Note(60 + pitch_class, quarterLength=round(float(weight), 2)))

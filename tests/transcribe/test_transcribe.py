@@ -13,7 +13,9 @@ import pytest
 from db.models import Reason
 from sample.corpus import RenderedPiece
 from transcribe.analysis import FilterSettings, analyse, judge
-from transcribe.basic_pitch import Transcriber, TranscriptionError
+from transcribe.basic_pitch import Transcriber, TranscriptionError, TranscriptionSettings
+from transcribe.parallel import run_pieces
+from transcribe.piece import PieceJob
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +157,29 @@ def test_notes_read_from_the_note_head_alone_begin_where_the_swell_begins(
     assert sorted((n.pitch, n.end) for n in backed) == sorted((n.pitch, n.end) for n in at_threshold)
     scores = _onset_f1(strings.midi_path, backed), _onset_f1(strings.midi_path, at_threshold)
     assert scores[0] > scores[1] + 0.2, scores  # measured: 0.52 against 0.11
+
+
+def test_workers_start_the_longest_piece_first(pieces: list[RenderedPiece], tmp_path: Path) -> None:
+    """Two short files listed first and two chorales: the chorales go to the two workers first, so the run
+    cannot end on a long piece with the other worker idle. Listed order would finish the short files first."""
+    short = tmp_path / "short.mp3"
+    sine = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", str(short)]
+    subprocess.run(sine, check=True)
+    audio = [short, short, pieces[0].audio_path, pieces[1].audio_path]
+    jobs = [PieceJob(i, path, tmp_path / f"{i}.mid") for i, path in enumerate(audio)]
+    order = [result.source_id for result in run_pieces(jobs, TranscriptionSettings(), FilterSettings(), workers=2)]
+    assert sorted(order) == [0, 1, 2, 3] and order[0] in (2, 3)
+
+
+def test_warm_up_starts_the_workers_fork_server_with_their_imports() -> None:
+    """A flow calls warm_up before its downloads: the fork server then imports the workers' modules meanwhile."""
+    script = (
+        "import pathlib, multiprocessing.forkserver as fs; from transcribe.parallel import warm_up;"
+        "warm_up(1); print(fs._forkserver._forkserver_pid);"  # one worker runs in-process: nothing to start
+        "warm_up(2); pid = fs._forkserver._forkserver_pid;"
+        "print(pathlib.Path(f'/proc/{pid}/cmdline').read_bytes().replace(bytes(1), b' ').decode())"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    single, server = run.stdout.splitlines()
+    assert single == "None" and "forkserver" in server and "transcribe.worker_preload" in server
