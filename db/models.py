@@ -14,6 +14,10 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from db.reasons import Reason
+
+__all__ = ["Reason"]  # kept here for the catalogue's callers; defined without SQLAlchemy in db.reasons
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -40,54 +44,6 @@ class SourceState(str, enum.Enum):
     TRANSCRIBED = "transcribed"  # MIDI on disk, not analysed yet
     ACCEPTED = "accepted"  # usable for training
     REJECTED = "rejected"  # see ``reason``
-
-
-class Reason(enum.StrEnum):
-    """Why a source was rejected (or a step on it failed): one name per rule, the same in the catalogue, the
-    command line and the flows' results. Stored as its text, so a catalogue stays readable without this list."""
-
-    # Read from the listing, before anything is downloaded.
-    PRIVATE = "private"
-    LIVE_OR_UPCOMING = "live_or_upcoming"
-    TOO_LONG = "too_long"  # longer than IngestSettings.max_duration (listed, or measured on the file)
-    TOO_SHORT = "too_short"  # shorter than IngestSettings.min_duration
-    # Downloading: what yt-dlp or the site said (ingest.youtube.classify), and what the file turned out to be.
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-    TIMEOUT = "timeout"
-    TRUNCATED_TRANSFER = "truncated_transfer"
-    NETWORK = "network"
-    UNRESOLVED = "unresolved"
-    UNAVAILABLE = "unavailable"
-    FORBIDDEN = "forbidden"
-    UNSUPPORTED = "unsupported"
-    DOWNLOAD_FAILED = "download_failed"  # any other download error
-    INVALID_URL = "invalid_url"
-    INGEST_FAILED = "ingest_failed"
-    TRUNCATED = "truncated"  # the file holds less than the listing said
-    NOT_AUDIO = "not_audio"
-    DUPLICATE = "duplicate"  # the same audio as another source
-    CLAIMED_ELSEWHERE = "claimed_elsewhere"  # not a rejection: another live run is downloading it
-    MISSING = "missing"  # not a rejection: the source is not in the catalogue
-    # Transcribing.
-    CORRUPT_AUDIO = "corrupt_audio"
-    AUDIO_MISSING = "audio_missing"
-    EMPTY_AUDIO = "empty_audio"  # under half a second of audio
-    # The filter's rules (transcribe.analysis.judge), in the order they are tried.
-    MOSTLY_SILENT = "mostly_silent"
-    NOISY_SPECTRUM = "noisy_spectrum"  # spectral flatness over FilterSettings.max_spectral_flatness
-    TOO_FEW_NOTES = "too_few_notes"
-    TOO_DENSE = "too_dense"  # more notes a second than FilterSettings.max_note_density
-    REPETITIVE = "repetitive"
-    LOW_PITCH_VARIETY = "low_pitch_variety"
-
-    @classmethod
-    def read(cls, text: str | None) -> Reason | None:
-        """A stored reason as a member; None for none, or for a name no rule writes any more."""
-        try:
-            return cls(text) if text else None
-        except ValueError:
-            return None
 
 
 class Playlist(Base):

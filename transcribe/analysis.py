@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from db.models import Reason
+from db.reasons import Reason
 from transcribe.features import AudioFeatures
 from transcribe.groove import Groove
 from transcribe.notes import NoteEvent

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from db.files import atomic_path
-from db.models import Reason
+from db.reasons import Reason
 from transcribe.beats import BeatGrid, grid_from_audio
 from transcribe.features import AudioFeatures, FeatureAccumulator
 from transcribe.groove import Groove, PercussionAccumulator

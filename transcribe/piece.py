@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.models import Reason
+from db.reasons import Reason
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
 from transcribe.basic_pitch import Reading, Transcriber, TranscriptionError, write_midi
 from transcribe.beats import BeatGrid
