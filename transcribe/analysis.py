@@ -129,7 +129,7 @@ def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
     distribution: list[float | Fraction | int] = [
         0 + _quarter_length(round(float(weight), 2)) if weight > 0 else 0 for weight in weights
     ]
-    coefficient, tonic, mode = max(
+    _, tonic, mode = max(
         (correlation, pitch_class, mode)
         for mode, profile in AARDEN_ESSEN.items()
         for pitch_class, correlation in enumerate(_key_correlations(distribution, profile))
