@@ -53,7 +53,11 @@ def clear_stale(path: Path) -> int:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` runs on this machine (or may: one we cannot signal)."""
+    """True when a process ``pid`` runs on this machine (or may: one we cannot signal).
+
+    A zombie (killed, not yet reaped: a killed flow run whose worker died too, in a container whose first
+    process reaps no orphans) answers signals but runs nothing, so it is not alive.
+    """
     if pid == os.getpid():
         return True
     try:
@@ -64,4 +68,8 @@ def pid_alive(pid: int) -> bool:
         return True
     except OverflowError:
         return False
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux), or it went meanwhile: the signal said it was there
+    return state not in ("Z", "X")

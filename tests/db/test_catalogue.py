@@ -179,3 +179,34 @@ def test_a_rejection_under_an_old_shared_name_is_renamed_by_its_rule(home: Home)
     assert renamed == {f"old:{number}": new for number, (_, _, new) in enumerate(old)}
     assert set(renamed.values()) <= set(Reason)
     engine.dispose()
+
+
+def test_a_killed_process_not_yet_reaped_holds_no_claim(catalogue: Catalogue) -> None:
+    """A zombie still answers signals; a claim by one must be taken over (not left for the two-hour bound)."""
+    import socket
+    import subprocess
+    import time
+
+    from db.claims import claim
+    from db.files import pid_alive
+    from db.models import utcnow
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert pid_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while "Z" not in Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2][:3]:
+            assert time.monotonic() < deadline, "the killed child never became a zombie"
+            time.sleep(0.01)
+        assert not pid_alive(child.pid)  # killed, not reaped (no wait yet): a zombie
+        with catalogue.sessions.begin() as session:
+            source = Source(key="zombie", url="https://example.org/zombie")
+            source.claimed_by, source.claimed_at = f"{socket.gethostname()[:80]}:{child.pid}:token", utcnow()
+            session.add(source)
+            session.flush()
+            source_id = source.id
+        assert claim(catalogue.sessions, source_id, SourceState.PENDING)
+    finally:
+        child.kill()
+        child.wait()
