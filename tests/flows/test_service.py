@@ -7,6 +7,7 @@ loopback feed through the CLI, which creates a run of the ``ingest`` deployment;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +32,23 @@ from tests.databases import empty_postgres_database
 from tests.faults import Fault, FaultyServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it, read from /proc (a flow run the worker starts has its own session)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [pid], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        tree += below
+        todo += below
+    return tree
 
 
 def _free_port() -> int:
@@ -196,8 +214,12 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
     deadline = time.monotonic() + 120
     while server.faults[f"/{names[1]}"].served == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    pid = int((service.run_dir / "worker-1.pid").read_text())
-    os.killpg(pid, signal.SIGKILL)  # the worker and the flow run it started
+    worker = int((service.run_dir / "worker-1.pid").read_text())
+    tree = _process_tree(worker)
+    assert len(tree) > 1, "the worker has started its flow run"
+    for pid in tree:  # the worker and the flow run it started (Prefect gives a flow run its own session)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     time.sleep(1.0)
     midway = _consistent(service.home)
     assert sum(midway.values()) == sum(before.values()) + 3  # every entry catalogued by the listing
