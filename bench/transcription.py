@@ -7,6 +7,8 @@ each, MIDI written, analysis and verdict computed) and prints:
 - throughput in audio seconds per wall second, counting worker start-up and model loading (and again with
   the workers' fork server already running, as in a flow run), and its ratio to basic-pitch's network alone
   on the same windows and cores (the ceiling: the better of one many-thread process and one-thread processes);
+- ffmpeg's own CPU time decoding the same files, against the network's, and the ratio a pipeline doing
+  nothing but those two would reach;
 - mean note F1 (mir_eval, onset-only, 50 ms) of the current defaults against the rendered MIDI;
 - with ``--timbres N``: N chorales and N fiddle tunes each rendered on eight General MIDI timbres
   (``sample.timbres``), and the onset F1 per timbre on the held-out half (every other piece) for
@@ -178,6 +180,20 @@ def model_ceiling(pieces: list[RenderedPiece], workers: int) -> dict[str, float]
             process.join()
         speeds[f"{processes} process(es) x {threads} thread(s)"] = audio / slowest
     return speeds
+
+
+def decoding_cost(pieces: list[RenderedPiece]) -> float:
+    """CPU seconds ffmpeg spends per audio second decoding the pieces as the pipeline does (``decode_chunks``),
+    counted from the finished ffmpeg processes' own usage: work a pipeline cannot leave out."""
+    from transcribe.basic_pitch import decode_chunks
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for piece in pieces:
+        for _ in decode_chunks(piece.audio_path):
+            pass
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu / sum(p.duration for p in pieces)
 
 
 @dataclass
@@ -429,6 +445,12 @@ def main() -> None:
     print(
         f"pipeline / network alone: {speeds[args.workers] / ceiling:.0%} cold, {warm / ceiling:.0%} with the fork "
         f"server up (workers={args.workers}; target 85%)"
+    )
+    decoding = decoding_cost(pieces)
+    network = args.workers / ceiling  # core-seconds per audio second
+    print(
+        f"ffmpeg's decoding alone: {decoding:.4f} CPU s per audio second, {decoding / network:.0%} of the network's "
+        f"{network:.4f} core-s; a pipeline that only decoded and ran the network: {network / (network + decoding):.0%}"
     )
 
     if args.timbres:
