@@ -78,15 +78,26 @@ class BeatGrid:
         return cls(tuple(float(b) for b in data["beats"]), int(data["meter"]), int(data["phase"]), str(data["method"]))
 
 
+ENVELOPE_HOP = 512  # librosa reads an envelope's frame rate as sample rate / hop: any rate, put as a sample rate
+
+
+def _silent(onset_envelope: np.ndarray) -> bool:
+    """Too short, or no onset at all: nothing for a tempo estimate or a beat tracker to go on."""
+    return onset_envelope.size < 16 or not np.any(onset_envelope > 0)
+
+
+def _sample_rate(frames_per_second: float) -> int:
+    return int(round(frames_per_second * ENVELOPE_HOP))
+
+
 def envelope_bpm(onset_envelope: np.ndarray, *, frames_per_second: float) -> float | None:
     """librosa's tempo estimate (bpm, searched from 120) over an onset-strength envelope; None when the
     envelope has nothing to go on. The beat tracker and the piece's stored tempo both read this one value."""
     librosa = load_librosa()
 
-    if onset_envelope.size < 16 or not np.any(onset_envelope > 0):
+    if _silent(onset_envelope):
         return None
-    hop = 512
-    sr = int(round(frames_per_second * hop))
+    sr, hop = _sample_rate(frames_per_second), ENVELOPE_HOP
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr, hop_length=hop, start_bpm=120.0)[0])
@@ -97,10 +108,9 @@ def track_beats(onset_envelope: np.ndarray, *, frames_per_second: float, bpm: fl
     estimate made already, see ``envelope_bpm``) and beat tracker."""
     if bpm is None:
         bpm = envelope_bpm(onset_envelope, frames_per_second=frames_per_second)
-    if bpm is None or onset_envelope.size < 16 or not np.any(onset_envelope > 0):
+    if bpm is None or _silent(onset_envelope):
         return ()
-    hop = 512
-    sr = int(round(frames_per_second * hop))  # the rate librosa's tempo estimate is made at (see envelope_bpm)
+    sr, hop = _sample_rate(frames_per_second), ENVELOPE_HOP  # the rate the tempo estimate is made at
     frames = dynamic_programming_beats(onset_envelope, bpm=bpm, frame_rate=sr / hop)
     times = np.asarray(frames, dtype=float) * hop / sr
     return tuple(float(t) for t in times)
