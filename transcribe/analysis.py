@@ -126,8 +126,8 @@ def estimate_key(notes: Sequence[NoteEvent]) -> str | None:
     weights = np.zeros(12)
     for event in notes:
         weights[event.pitch % 12] += max(event.duration, 0.05)
-    distribution: list[float | Fraction | int] = [
-        0 + _quarter_length(round(float(weight), 2)) if weight > 0 else 0 for weight in weights
+    distribution: list[float | Fraction | int] = [  # an unused pitch class is music21's int 0, not 0.0
+        _quarter_length(round(float(weight), 2)) if weight > 0 else 0 for weight in weights
     ]
     _, tonic, mode = max(
         (correlation, pitch_class, mode)
