@@ -428,22 +428,24 @@ def main() -> None:
         f"(rendered or cached in {time.perf_counter() - started:.1f} s)"
     )
 
+    runs = {
+        "one": (1, "one process"),
+        "cold": (args.workers, "cold: worker start-up and model loading included"),
+        "warm": (args.workers, "the fork server already up, as a flow run has it (see transcribe.parallel.warm_up)"),
+    }  # in this order: the cold run starts the fork server the warm run finds
     speeds = {}
-    runs = [(1, "one process"), (args.workers, "cold: worker start-up and model loading included")]
-    runs.append((args.workers, "the fork server already up, as a flow run has it (see transcribe.parallel.warm_up)"))
-    for workers, what in runs:
+    for run, (workers, what) in runs.items():
         audio, wall, f1 = throughput(pieces, TranscriptionSettings(), workers)
-        speeds.setdefault(workers, audio / wall)
+        speeds[run] = audio / wall
         print(f"workers={workers}, {what}: {audio:.0f} s of audio in {wall:.2f} s = {audio / wall:.0f}x real time; "
               f"mean onset F1 {f1:.3f}")  # fmt: skip
-    warm = audio / wall
 
     ceilings = model_ceiling(pieces, args.workers)
     for arrangement, speed in ceilings.items():
         print(f"basic-pitch's network alone, {arrangement}: {speed:.0f}x real time")
     ceiling = max(ceilings.values())
     print(
-        f"pipeline / network alone: {speeds[args.workers] / ceiling:.0%} cold, {warm / ceiling:.0%} with the fork "
+        f"pipeline / network alone: {speeds['cold'] / ceiling:.0%} cold, {speeds['warm'] / ceiling:.0%} with the fork "
         f"server up (workers={args.workers}; target 85%)"
     )
     decoding = decoding_cost(pieces)
