@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import mir_eval
@@ -173,13 +174,22 @@ def test_workers_start_the_longest_piece_first(pieces: list[RenderedPiece], tmp_
 
 def test_warm_up_starts_the_workers_fork_server_with_their_imports() -> None:
     """A flow calls warm_up before its downloads: the fork server then imports the workers' modules meanwhile."""
-    script = (
-        "import pathlib, multiprocessing.forkserver as fs; from transcribe.parallel import warm_up;"
-        "warm_up(1); print(fs._forkserver._forkserver_pid);"  # one worker runs in-process: nothing to start
-        "warm_up(2); pid = fs._forkserver._forkserver_pid;"
-        "print(pathlib.Path(f'/proc/{pid}/cmdline').read_bytes().replace(bytes(1), b' ').decode())"
-    )
+    script = textwrap.dedent("""
+        import pathlib, time
+        import multiprocessing.forkserver as fs
+        from transcribe.parallel import warm_up
+
+        warm_up(1)
+        print(fs._forkserver._forkserver_pid)  # one worker runs in-process: nothing to start
+        warm_up(2)
+        cmdline = pathlib.Path(f"/proc/{fs._forkserver._forkserver_pid}/cmdline")
+        deadline = time.monotonic() + 30
+        while not cmdline.read_bytes() and time.monotonic() < deadline:  # empty for a moment while it execs
+            time.sleep(0.05)
+        print(cmdline.read_bytes().replace(bytes(1), b" ").decode())
+        print(pathlib.Path(f"/proc/{fs._forkserver._forkserver_pid}/stat").read_text())  # its state, if this fails
+    """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
-    single, server = run.stdout.splitlines()
-    assert single == "None" and "forkserver" in server and "transcribe.worker_preload" in server
+    single, server, _ = run.stdout.splitlines()
+    assert single == "None" and "forkserver" in server and "transcribe.worker_preload" in server, run.stdout
