@@ -187,7 +187,7 @@ def test_warm_up_starts_the_workers_fork_server_with_their_imports() -> None:
         while not cmdline.read_bytes() and time.monotonic() < deadline:  # empty for a moment while it execs
             time.sleep(0.05)
         print(cmdline.read_bytes().replace(bytes(1), b" ").decode())
-        print(pathlib.Path(f"/proc/{fs._forkserver._forkserver_pid}/stat").read_text())  # its state, if this fails
+        print(pathlib.Path(f"/proc/{fs._forkserver._forkserver_pid}/stat").read_text().strip())  # state, if it fails
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
