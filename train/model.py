@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,15 +155,16 @@ FOLLOWS = {
 
 REGISTER_SLOPE = 1.5  # nats per semitone outside a row's register
 TOP_P = 0.95  # the nucleus a batch samples with unless told otherwise; train.calibrate samples with it too
-LIFT_KNOBS = ("onsets", "voices", "scale", "leaps", "repeats")  # what train.calibrate sets, in its order
+LIFT_KNOBS = ("onsets", "voices", "scale", "leaps", "repeats", "focus")  # what train.calibrate sets, in its order
 
 
 @dataclass(frozen=True)
 class Lift:
     """Logits added to every pitch token (after a note: another voice rather than moving on), taken from
     each position token (or the next bar) per beat it waits before the next onset, taken from pitches off
-    the key's scale, from top notes that leap and from top notes that repeat the one before: what brings a
-    sampler's number of voices, onsets, chromatic notes, and leaps and repeated notes in its top line to its
+    the key's scale, from top notes that leap and from top notes that repeat the one before, and the
+    network's choice among pitches sharpened: what brings a sampler's number of voices, onsets, chromatic
+    notes, leaps and repeated notes in its top line, and how evenly it spreads its pitch classes to its
     style's."""
 
     voices: float = 0.0
@@ -170,6 +172,11 @@ class Lift:
     scale: float = 0.0  # nats taken from each pitch off its key's scale (pitches are written relative to the key)
     leaps: float = 0.0  # nats taken from a top note more than LEAP semitones from the top note before it
     repeats: float = 0.0  # nats taken from a top note that repeats the top note before it
+    # The network's pitch logits are multiplied by e**focus where a pitch may come (its temperature among
+    # pitches alone), their total probability kept: above 0 it keeps more to the notes it prefers in context,
+    # so a track's pitch classes spread less evenly (a fine-tuned model spread a fiddle tune's over its scale
+    # more evenly than its pieces do, and a classifier heard it first).
+    focus: float = 0.0
     # The register: a pitch token below ``low`` or above ``high`` loses REGISTER_SLOPE nats per semitone out
     # (an LSTM's voices drift, and a track's notes spread over more octaves than any of its style's pieces).
     low: int = 0
@@ -189,6 +196,7 @@ class Lift:
             scale=float(knobs.get("scale", 0.0)),
             leaps=float(knobs.get("leaps", 0.0)),
             repeats=float(knobs.get("repeats", 0.0)),
+            focus=float(knobs.get("focus", 0.0)),
         )
 
     def knobs(self) -> dict[str, float]:
@@ -296,6 +304,8 @@ def sample(
     hurry = tf.constant([[r.onsets] for r in rows], tf.float32)  # (batch, 1)
     leaping = tf.constant([[r.leaps] for r in rows], tf.float32)  # (batch, 1)
     repeating = tf.constant([[r.repeats] for r in rows], tf.float32)  # (batch, 1)
+    sharpen = tf.constant([[math.exp(r.focus)] for r in rows], tf.float32)  # (batch, 1)
+    pitch_tokens = tf.constant(grammar.kinds == PITCH)[None, :]  # (1, vocab)
     spb = saved.tokenizer.steps_per_beat
     if prompt is None:
         prompt = np.full((batch, 1), vocab.index[SEP], dtype=np.int32)
@@ -344,6 +354,10 @@ def sample(
         next_top = (kinds[None, :] == PITCH) & ((kind == POS) & (top >= 0))[:, None]
         return -tf.cast(next_top & (distance > LEAP), tf.float32), -tf.cast(next_top & (distance == 0), tf.float32)
 
+    def total_pitch(logits: tf.Tensor) -> tf.Tensor:
+        """The log of the (unnormalised) probability of all pitch tokens, per row."""
+        return tf.reduce_logsumexp(tf.where(pitch_tokens, logits, -1e9), axis=-1, keepdims=True)
+
     @tf.function(reduce_retracing=True)
     def run(
         prompt_ids: tf.Tensor,
@@ -367,8 +381,12 @@ def sample(
         tokens = tf.TensorArray(tf.int32, size=steps)
         for i in tf.range(steps):
             leaps, repeats = top_moves(grammar_state)
-            lifted = bias + hurry * wait(grammar_state) + leaping * leaps + repeating * repeats
-            logits = dense(out) / temperature + lifted + mask(grammar_state)
+            lifted = bias + hurry * wait(grammar_state) + leaping * leaps + repeating * repeats + mask(grammar_state)
+            network = dense(out) / temperature
+            plain = network + lifted
+            sharp = network * sharpen + lifted
+            shift = total_pitch(plain) - total_pitch(sharp)  # the pitches' total probability kept
+            logits = tf.where(pitch_tokens, sharp + shift, plain)
             probs = tf.nn.softmax(logits)
             sorted_probs = tf.sort(probs, direction="DESCENDING")
             cumulative = tf.cumsum(sorted_probs, axis=-1)

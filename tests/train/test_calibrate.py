@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from train.base import base_model_folder
-from train.calibrate import LEAP_SHARE, ONSETS, SCALE_SHARE, VOICES, calibrate, sampled_density
+from train.calibrate import ENTROPY, LEAP_SHARE, ONSETS, SCALE_SHARE, VOICES, calibrate, sampled_density
 from train.model import Lift, SavedModel, sample
 from train.profile import StyleProfile
 from train.tokens import token_pitch
@@ -34,6 +34,8 @@ def test_the_lift_moves_onsets_and_voices_the_way_it_says(base: SavedModel) -> N
     assert stepwise[3] < 0.7 * plain[3]  # fewer leaps in the top line
     moving = density(Lift(repeats=2.0))
     assert moving[4] < 0.7 * plain[4]  # fewer top notes repeating the one before
+    focused, loose = density(Lift(focus=0.6)), density(Lift(focus=-0.6))
+    assert focused[5] < plain[5] - 0.15 < loose[5] - 0.3  # pitch classes spread less evenly (measured 2.44, 2.75, 3.03)
 
 
 def test_a_row_kept_to_a_register_writes_its_notes_there(base: SavedModel) -> None:
@@ -52,12 +54,15 @@ def test_calibration_brings_the_sampled_density_to_the_style_s(base: SavedModel)
     mean = [1.0] * 10
     mean[ONSETS], mean[VOICES] = 1.3 * plain[0], 1.15 * plain[1]  # a denser style than the model writes
     mean[SCALE_SHARE], mean[LEAP_SHARE] = plain[2], plain[3]  # as diatonic and stepwise as it writes
+    mean[ENTROPY] = plain[5] - 0.07  # its pitch classes spread less evenly (2.70 bits sampled: 2.63)
     profile = StyleProfile(tuple(mean), (1.0,) * 10, pieces=20)
     found = calibrate(base, "oneills-1850", profile, seed=0)
-    assert found is not None and found.before == pytest.approx(plain[:4])  # the base model keeps no repeat share
+    assert found is not None and found.knobs == ("onsets", "voices", "scale", "leaps", "focus")
+    assert found.before == pytest.approx([*plain[:4], plain[5]])  # the base model keeps no repeat share
     assert found.lift.repeats == 0.0
     assert found.lift.onsets > 0 and abs(found.after[0] / found.target[0] - 1) < 0.08, found
     assert abs(found.after[1] / found.target[1] - 1) < 0.1, found  # measured: 8.5% over, at a batch's top_p 0.95
+    assert found.lift.focus > 0 and abs(found.after[4] / found.target[4] - 1) < 0.015, found
     again = dataclasses.replace(
         base, config=dataclasses.replace(base.config, lifts={"oneills-1850": found.lift.knobs()})
     )
