@@ -45,7 +45,7 @@ BOUNDS = {"onsets": 3.0, "voices": 3.0, "scale": 3.0, "leaps": 3.0, "repeats": 3
 # takes most of a nat from their log share; sharper pitch choices (focus 0.3 on a fine-tuned fiddle model)
 # took 5% off its entropy (2.79 to 2.65 bits), half its chromatic notes and a third of its leaps, and added a
 # third to its repeated notes: the notes a network prefers in context are the scale's, near the one before. The
-# first guess takes about half of that (the base model moved less: a fifth of its leaps at focus 0.3).
+# first guess takes about half of that (the base model moved less: an eighth of its leaps at focus 0.3).
 FIRST_JACOBIAN = (
     (0.2, 0.0, 0.0, 0.0, 0.0, 0.0),
     (0.3, 0.3, 0.0, 0.0, 0.0, 0.0),
