@@ -100,7 +100,7 @@ def test_submit_train_generate_pull(
     assert (sound.bright, sound.sustained) == (False, False) and 0 < config["recurrence"]["end-to-end"] < 1
     assert config["grooves"] == {}  # piano only: no drums
     assert set(config["profiles"]) == set(config["lifts"]) == {"end-to-end"}  # measured, then calibrated
-    assert set(config["lifts"]["end-to-end"]) == {"onsets", "voices", "scale", "leaps", "repeats"}
+    assert set(config["lifts"]["end-to-end"]) == {"onsets", "voices", "scale", "leaps", "repeats", "focus"}
     assert 0 <= config["repeats"]["end-to-end"] < 1  # the top line's repeats, which calibration aims at
     registers, headers = config["registers"]["end-to-end"], config["headers"]["end-to-end"]
     assert len(registers) == len(headers) and all(low < high for low, high in registers)  # one per piece
