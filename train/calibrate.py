@@ -11,10 +11,10 @@ notes that leap and from top notes that repeat the one before (a sampled fiddle 
 note twice as often as its pieces'), and the network's choice among pitches sharpened until its pitch
 classes spread as unevenly as its pieces' (a fine-tuned fiddle model spread them over its scale as evenly
 as it could, 2.78 bits of entropy where its pieces have 2.69, and a classifier heard that first). The six
-are found together by a few rounds of sampling and Broyden's method, bounded so a model that cannot reach
-its style is not pushed into nonsense. Sampling here is as a batch samples: each stream from one of the
-style's pieces' openings, kept to that piece's register, with a batch's nucleus (``TOP_P``: a lift
-calibrated on the whole distribution moved a batch's truncated one past its style).
+are found in stages by a few rounds of sampling and Broyden's method (``calibrate``), bounded so a model
+that cannot reach its style is not pushed into nonsense. Sampling here is as a batch samples: each stream
+from one of the style's pieces' openings, kept to that piece's register, with a batch's nucleus (``TOP_P``:
+a lift calibrated on the whole distribution moved a batch's truncated one past its style).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from train.vocab import SEP, style_token
 # classes.
 MEASURED = ("onsets_per_beat", "polyphony", "scale_share", "top_leap_share", "pitch_class_entropy")
 ONSETS, VOICES, SCALE_SHARE, LEAP_SHARE, ENTROPY = (PROFILE_FEATURES.index(name) for name in MEASURED)
-REPEATS, FOCUS, SCALE_SHARE_KNOB = (LIFT_KNOBS.index(name) for name in ("repeats", "focus", "scale"))
+REPEATS, FOCUS = LIFT_KNOBS.index("repeats"), LIFT_KNOBS.index("focus")
 # How far each knob may go either way (nats; focus: the log of the factor on the network's pitch logits)
 BOUNDS = {"onsets": 3.0, "voices": 3.0, "scale": 3.0, "leaps": 3.0, "repeats": 3.0, "focus": 1.0}
 # Change in (log onsets, log voices, log share of notes off the scale, log share of top-line leaps, log share
@@ -127,9 +127,11 @@ def calibrate(
     target = _logs(tuple(aims))
     weights = _weights(profile, tuple(aims))
 
+    def lift(k: np.ndarray) -> Lift:
+        return Lift.from_knobs({LIFT_KNOBS[i]: float(k[i]) for i in used})
+
     def measure(k: np.ndarray) -> np.ndarray | None:
-        lift = Lift.from_knobs({LIFT_KNOBS[i]: float(k[i]) for i in used})
-        found = sampled_density(saved, style, lift, rows=rows, bars=bars, seed=seed)
+        found = sampled_density(saved, style, lift(k), rows=rows, bars=bars, seed=seed)
         return None if found is None or min(found[:2]) <= 0 else _logs(found)
 
     knobs = np.zeros(len(LIFT_KNOBS))
@@ -140,10 +142,8 @@ def calibrate(
     focus, others = [FOCUS], [i for i in used if i != FOCUS]
     for moving, scored, stage_rounds in ((others, used, rounds), (focus, focus, 3), (others, used, 4)):
         knobs, current = _solve(measure, target, weights, knobs, current, moving, scored, rounds=stage_rounds)
-    lift = Lift.from_knobs({LIFT_KNOBS[i]: float(knobs[i]) for i in used})
-    names = tuple(LIFT_KNOBS[i] for i in used)
-    return Calibration(lift, _density(start[used], used), _density(current[used], used),
-                       _density(target[used], used), names)  # fmt: skip
+    before, after, aimed = (tuple(_density(logs)[i] for i in used) for logs in (start, current, target))
+    return Calibration(lift(knobs), before, after, aimed, tuple(LIFT_KNOBS[i] for i in used))
 
 
 def _solve(
@@ -199,9 +199,8 @@ def _weights(profile: StyleProfile, aims: Density) -> np.ndarray:
     return 1.0 / np.maximum(relative, 0.02)
 
 
-def _density(logs: np.ndarray, used: list[int]) -> Density:
-    """The measures behind ``logs`` (those of the knobs ``used``), as ``sampled_density`` gives them."""
+def _density(logs: np.ndarray) -> Density:
+    """The measures behind ``_logs``, as ``sampled_density`` gives them."""
     values = [float(v) for v in np.exp(logs)]
-    if SCALE_SHARE_KNOB in used:
-        values[used.index(SCALE_SHARE_KNOB)] = 1.0 - values[used.index(SCALE_SHARE_KNOB)]
+    values[2] = 1.0 - values[2]
     return tuple(values)
