@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from music21 import instrument, note, stream, tempo
+from music21 import instrument, meter, note, stream, tempo
 
 from db.files import atomic_path
 from generate.drums import Hit
@@ -101,8 +101,9 @@ def arrange(
     bars: int | None = None,
     drums: Sequence[Hit] = (),
 ) -> Arrangement:
-    """Build the score at ``bpm`` on the palette's instruments, with ``drums`` if any; nothing sounds past the
-    last of its ``bars`` (by default the bar of its last note)."""
+    """Build the score at ``bpm`` on the palette's instruments, with ``drums`` if any, in the piece's meter (its
+    beats a bar over quarter notes: a MIDI file without one reads as 4/4, and a waltz's bars come out shifted
+    in a sequencer); nothing sounds past the last of its ``bars`` (by default the bar of its last note)."""
     score = stream.Score()
     events: list[NoteEvent] = []
     spb = config.steps_per_beat
@@ -113,6 +114,7 @@ def arrange(
     for line, notes in _lines(piece).items():
         part = stream.Part(id=line)
         part.insert(0, tempo.MetronomeMark(number=bpm))
+        part.insert(0, meter.TimeSignature(f"{piece.meter}/4"))
         part.insert(0, instrument.instrumentFromMidiProgram(programs[line]))
         for start, length, pitch in notes:
             length = min(length, end - start)

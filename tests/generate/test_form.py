@@ -25,7 +25,9 @@ from generate.form import (
 from generate.synth import render_wav
 from train.scores import score_tokens
 from train.structure import bar_sets, recurring_bar_share, top_line, wide_leap_share
-from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, key_of
+from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, key_of, quantise
+from transcribe.basic_pitch import read_midi
+from transcribe.beats import grid_from_midi
 
 CONFIG = TokenizerConfig()
 
@@ -138,6 +140,20 @@ def test_a_track_is_its_bars_long_and_fades_on_its_last_chord(tmp_path: Path) ->
     chord = rms[int((bars - 1) * bar_seconds * 10) + 1]
     assert rms[-1] < 0.05 * chord  # faded out, not cut
     assert max(rms[:3]) < 0.01  # the first bar opens on a rest: nothing is trimmed from the start
+
+
+def test_a_track_s_midi_keeps_its_meter_and_so_its_bars(tmp_path: Path) -> None:
+    head, bars = _chorale_bars("bach/bwv66.6")
+    chorale = decode([*head, *(t for bar in bars for t in (BAR, *bar))], CONFIG)
+    opening = [n for n in chorale.notes if n.step < 60]  # its first fifteen beats, regrouped as five bars of three
+    waltz = GridPiece(3, tuple(sorted([*opening, *(GridNote(n.step + 60, n.pitch, n.steps) for n in opening)])))
+    share = recurring_bar_share(waltz, CONFIG)
+    assert share == 0.5  # the second five bars restate the first five
+    path = write_midi(arrange(waltz, bpm=100.0, palette=PALETTES[0], config=CONFIG, bars=10), tmp_path / "w.mid")
+    grid = grid_from_midi(str(path))
+    assert grid.meter == 3
+    again = quantise(read_midi(path), grid, CONFIG)  # as a sequencer (or bench/quality.py) reads the file
+    assert again.meter == 3 and recurring_bar_share(again, CONFIG) == share  # read as 4/4: 0.0
 
 
 def test_a_loop_repeats_without_a_seam_where_a_plain_cut_has_one(tmp_path: Path) -> None:
