@@ -19,6 +19,7 @@ from generate.form import (
     candidate_forms,
     choose_form,
     complete_bars,
+    from_downbeat,
     sounding_from,
     with_cadence,
 )
@@ -62,6 +63,22 @@ def test_the_theme_returns_and_the_variation_keeps_its_opening() -> None:
     assert placed[8:11] == bars[4:7]
     with pytest.raises(FormError):
         assemble(form, head, theme=bars[:4], variation=variation, fresh=bars[4:5])
+
+
+def test_a_theme_taken_from_the_first_downbeat_returns_without_a_bar_of_silence() -> None:
+    head, bars = _chorale_bars("bach/bwv66.6")  # it opens on an upbeat: three beats of rests and a quaver pair
+    stream = from_downbeat(bars, CONFIG.steps_per_beat)
+    assert stream == bars[1:]
+    form = Form(4, (Section("A", 0, 4), Section("B", 4, 4), Section("A", 8, 4)))
+
+    def longest_wait(material: list[list[str]]) -> float:
+        """Beats from one onset to the next, at most, over the track made of ``material``."""
+        piece = decode(assemble(form, head, theme=material[:4], variation=[], fresh=material[4:8]), CONFIG)
+        return float(np.diff(sorted({n.step for n in piece.notes})).max()) / CONFIG.steps_per_beat
+
+    assert longest_wait(bars) >= 4  # from the upbeat, the returning theme waits out its bar of rests
+    assert longest_wait(stream) <= 2  # from the downbeat: no wait longer than the chorale's own
+    assert from_downbeat([[], ["Pos_6", "Pitch_60", "Dur_2"]], 4) == [["Pos_6", "Pitch_60", "Dur_2"]]  # none
 
 
 def test_the_form_chosen_follows_the_style_share_of_recurring_bars() -> None:
