@@ -227,12 +227,12 @@ def epoch(home_root: str, database_url: str) -> dict[str, Any]:
 
 def run_size(size: int, database_url: str | None, server: FeedServer, pieces: list[Any], work: Path) -> dict[str, Any]:
     root = work / f"home-{size}"
-    home = Home(root, database_url or f"sqlite:///{root / 'catalogue.sqlite'}")
-    if database_url:
+    if database_url:  # emptied for each size (a schema of this process's own in that database)
         from tests.databases import empty_postgres_database
 
         os.environ["TUNESMITH_TEST_POSTGRES_URL"] = database_url
-        empty_postgres_database()
+        database_url = empty_postgres_database()
+    home = Home(root, database_url or f"sqlite:///{root / 'catalogue.sqlite'}")
     catalogue = open_catalogue(home)
     started = time.perf_counter()
     url = build(catalogue, server, size, pieces)
