@@ -124,7 +124,9 @@ def choose_form(
 ) -> Form:
     """The plan for ``total_bars`` whose track recurs most like the style (``recurrence``, its share of
     recurring bars), measured on the track it would make from ``stream`` (bars sampled one after the
-    other, at least ``total_bars`` of them), since sampled bars also echo each other by themselves.
+    other, at least ``total_bars`` of them), since sampled bars also echo each other by themselves, and
+    with its ending (a chorale track of 16 bars whose 3-bar theme returned once was planned at 0.19 and
+    ended at 0.12: its last bar, the theme's, became the tonic chord).
 
     Themes of four bars or more are preferred where they come as near; among the plans within a small
     margin of the best one is drawn, so the tracks of a batch differ in form. A track too short for a
@@ -136,8 +138,10 @@ def choose_form(
 
     def share(form: Form, variation: list[Bar]) -> float:
         theme, fresh = stream[: form.theme_bars], stream[form.theme_bars : form.theme_bars + form.fresh_bars]
-        return recurring_bar_share(decode(assemble(form, head, theme=theme, variation=variation, fresh=fresh), config),
-                                   config)  # fmt: skip
+        track = decode(assemble(form, head, theme=theme, variation=variation, fresh=fresh), config)
+        if not loop:  # the last bar becomes the tonic chord: the theme's return ends on it, not on the theme's bar
+            track = with_cadence(track, config, bars=form.total_bars)
+        return recurring_bar_share(track, config)
 
     def cost(form: Form) -> float:
         # A variation's continuation is not sampled yet: a model that has just heard the theme's opening

@@ -99,6 +99,17 @@ def test_the_form_chosen_follows_the_style_share_of_recurring_bars() -> None:
     assert short.plan == "A" and short.total_bars == 4  # too short for a return: the theme alone
 
 
+def test_the_form_is_chosen_on_the_track_with_its_ending() -> None:
+    head, bars = _chorale_bars("bach/bwv101.7")
+    stream = [*bars, *_chorale_bars("bach/bwv10.7")[1]][:24]
+    for total in (12, 16):  # a chorale's 45 s: the last bar is a large share of it
+        form = choose_form(total, stream, head, CONFIG, recurrence=0.17, rng=random.Random(0))
+        theme, fresh = stream[: form.theme_bars], stream[form.theme_bars : form.theme_bars + form.fresh_bars]
+        track = decode(assemble(form, head, theme=theme, variation=theme, fresh=fresh), CONFIG)
+        ended = with_cadence(track, CONFIG, bars=total)  # as a batch finishes it
+        assert abs(recurring_bar_share(ended, CONFIG) - 0.17) < 0.03, (total, form.plan)  # 0.08 and 0.12 before
+
+
 def test_recurring_bars_allow_one_changed_note() -> None:
     bar = [GridNote(0, 60, 4), GridNote(4, 64, 4), GridNote(8, 67, 4), GridNote(12, 72, 4)]
     moved = [GridNote(n.step + 16, n.pitch, n.steps) for n in bar]
