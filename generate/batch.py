@@ -462,7 +462,7 @@ def _sample_material(
         lifts=[Lift.of(saved.config, d.style).within(d.register) for d in drafts],
     )  # fmt: skip
     for draft, row in zip(drafts, rows.tolist(), strict=True):
-        stream = from_downbeat(complete_bars(vocab.decode(row)), config.steps_per_beat)
+        stream = from_downbeat(complete_bars(vocab.decode(row)))
         if len(stream) < draft.bars:
             continue
         form = choose_form(draft.bars, stream, draft.head, config, recurrence=draft.recurrence, rng=rng, loop=loop)

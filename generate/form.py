@@ -169,17 +169,17 @@ def sounding_from(bars: list[Bar]) -> list[Bar]:
     return bars[first:]
 
 
-def from_downbeat(bars: list[Bar], steps_per_beat: int) -> list[Bar]:
-    """The bars from the first one with a note in its first beat; from the first with any note when none has.
+def from_downbeat(bars: list[Bar]) -> list[Bar]:
+    """The bars from the first one with a note on its downbeat; from the first with any note when none has.
 
     A stream sampled from a tune's opening often begins as the tune does, on a pickup: a bar of rests and
     an upbeat. A theme that began there opened the track on a beat or more of silence and, each time it
     came back after a contrasting section, left most of a bar silent before its upbeat (a fiddle batch's
     longest silences were 2.2-2.6 beats a track on average, its pieces' 1.6); taken from the first downbeat,
-    it returns straight after the bar before it (1.3-1.4 beats)."""
+    it returns straight after the bar before it (1.3-1.4 beats). On the downbeat itself: a loop whose theme
+    began a quaver late left a gap at its seam that none of its bar lines had."""
     for number, bar in enumerate(bars):
-        first = next((int(t.partition("_")[2]) for t in bar if t.startswith("Pos_")), None)
-        if first is not None and first < steps_per_beat:
+        if next((t for t in bar if t.startswith("Pos_")), None) == "Pos_0":
             return bars[number:]
     return sounding_from(bars)
 

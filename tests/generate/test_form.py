@@ -67,7 +67,7 @@ def test_the_theme_returns_and_the_variation_keeps_its_opening() -> None:
 
 def test_a_theme_taken_from_the_first_downbeat_returns_without_a_bar_of_silence() -> None:
     head, bars = _chorale_bars("bach/bwv66.6")  # it opens on an upbeat: three beats of rests and a quaver pair
-    stream = from_downbeat(bars, CONFIG.steps_per_beat)
+    stream = from_downbeat(bars)
     assert stream == bars[1:]
     form = Form(4, (Section("A", 0, 4), Section("B", 4, 4), Section("A", 8, 4)))
 
@@ -78,7 +78,9 @@ def test_a_theme_taken_from_the_first_downbeat_returns_without_a_bar_of_silence(
 
     assert longest_wait(bars) >= 4  # from the upbeat, the returning theme waits out its bar of rests
     assert longest_wait(stream) <= 2  # from the downbeat: no wait longer than the chorale's own
-    assert from_downbeat([[], ["Pos_6", "Pitch_60", "Dur_2"]], 4) == [["Pos_6", "Pitch_60", "Dur_2"]]  # none
+    late = ["Pos_2", "Pitch_60", "Dur_2"]  # a quaver after the downbeat
+    assert from_downbeat([late, [], ["Pos_0", "Pitch_62", "Dur_4"]]) == [["Pos_0", "Pitch_62", "Dur_4"]]
+    assert from_downbeat([[], late]) == [late]  # no bar on its downbeat: from the first that sounds
 
 
 def test_the_form_chosen_follows_the_style_share_of_recurring_bars() -> None:
