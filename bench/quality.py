@@ -18,7 +18,8 @@ scratch), and ``generate_batch`` makes a batch. Then:
   MP3 against ``--minutes``), the share of recurring bars (``train.structure``: same onset rhythm and
   pitch classes, one note changed at most) in the batch against the training pieces, and the seam of
   a second batch of loops (RMS jump against the median frame-to-frame jump, and against the jumps at
-  the track's own bar lines; the sample step against the track's 99.9th percentile).
+  the track's own bar lines; the sample step across the seam against the track's 99.9th percentile and
+  against the steepest step in any of its downbeats' attacks; the near-silence either side of the seam).
 - Yang & Lerch overlap areas between the batch and the training pieces, NLL per note of the model
   and both baselines on the same validation notes, and the longest span copied from any piece behind
   the model (the base model's corpus included).
@@ -380,7 +381,8 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  loop seams (worst of 4): RMS jump {seam['rms_ratio']:.2f}x the median frame jump (target <= 2), "
         f"{seam['bar_line_ratio']:.2f}x the bar lines' jumps, sample step {seam['click_ratio']:.2f}x "
-        "the 99.9th percentile"
+        f"the 99.9th percentile and {seam.get('bar_line_step_ratio', float('nan')):.2f}x the downbeats' "
+        f"steepest step, silence at the seam {seam.get('gap_seconds', float('nan')):.2f} s"
     )
     gen, real = r["means"]["generated"], r["means"]["real"]
     print("  feature means, batch / held-back: " + ", ".join(f"{k} {gen[k]}/{real[k]}" for k in gen))

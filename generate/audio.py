@@ -118,15 +118,26 @@ class Seam:
     ``bar_line_ratio``: the same jump against the median jump at the track's own bar lines, each measured
     the same way, between the frames just before and just after it (a seam is a bar line, and a downbeat
     after a rest jumps by design). ``click_ratio``: the sample step across the seam against the track's
-    99.9th-percentile sample step (above 1: a click).
+    99.9th-percentile sample step (above 1: a click, or a downbeat struck on a crest).
+    ``bar_line_step_ratio``: the sample step across the seam against the steepest step in the attack of
+    any of the track's downbeats (``ATTACK`` samples around each bar line; above 1: steeper than all its
+    downbeats, a click; a seam that opens on a struck chord steps as steeply as that chord does at its
+    bar lines, where a piano's steepest steps come 11-20 ms after the line).
+    ``gap_seconds``: the near-silence (``GAP_DB`` under the median frame) that ends the loop and opens it.
     """
 
     rms_ratio: float
     bar_line_ratio: float
     click_ratio: float
+    bar_line_step_ratio: float
+    gap_seconds: float
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 2) for k, v in dataclasses.asdict(self).items()}
+
+
+ATTACK = (256, 2048)  # samples before and after a bar line (5.8 ms, 46 ms at 44.1 kHz): its downbeat's attack
+GAP_DB = -40.0  # a frame this far under the loop's median frame is silence in the mix
 
 
 def seam(samples: np.ndarray, rate: int, *, bar_seconds: float, frame: int = 1024) -> Seam:
@@ -138,13 +149,21 @@ def seam(samples: np.ndarray, rate: int, *, bar_seconds: float, frame: int = 102
     jump = abs(_rms(samples[:frame]) - _rms(samples[-frame:]))
     median = float(np.median(np.abs(np.diff(rms))))
     lines = [round(k * bar_seconds * rate) for k in range(1, int(len(samples) / rate / bar_seconds) + 1)]
-    at_lines = [abs(_rms(samples[at : at + frame]) - _rms(samples[at - frame : at])) for at in lines
-                if frame <= at <= len(samples) - frame]  # fmt: skip
+    lines = [at for at in lines if frame <= at <= len(samples) - frame]
+    at_lines = [abs(_rms(samples[at : at + frame]) - _rms(samples[at - frame : at])) for at in lines]
     steps = np.abs(np.diff(samples))
+    line_steps = [float(np.max(steps[at - ATTACK[0] : at + ATTACK[1]])) for at in lines if at + ATTACK[1] < len(steps)]
+    seam_step = abs(float(samples[0] - samples[-1]))
+    quiet = float(np.median(rms)) * 10 ** (GAP_DB / 20)
+    silent = rms < quiet
+    tail = int(np.argmin(silent[::-1])) if not silent.all() else count
+    head = int(np.argmin(silent)) if not silent.all() else 0
     return Seam(
         rms_ratio=jump / max(median, 1e-9),
         bar_line_ratio=jump / max(float(np.median(at_lines)) if at_lines else median, 1e-9),
-        click_ratio=abs(float(samples[0] - samples[-1])) / max(float(np.percentile(steps, 99.9)), 1e-9),
+        click_ratio=seam_step / max(float(np.percentile(steps, 99.9)), 1e-9),
+        bar_line_step_ratio=seam_step / max(max(line_steps, default=seam_step), 1e-9),
+        gap_seconds=(head + tail) * frame / rate,
     )
 
 

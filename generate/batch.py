@@ -31,6 +31,7 @@ from generate.form import (
     choose_form,
     complete_bars,
     from_downbeat,
+    held_to_seam,
     with_cadence,
 )
 from generate.guards import GuardReport, GuardSettings, check_track
@@ -420,6 +421,8 @@ def _finish(draft: Draft, form: Form, saved: SavedModel, measures: Measures, gua
     if not form.loop:  # the last chord as full as the style's texture
         voices = math.ceil(profile.mean[PROFILE_FEATURES.index("polyphony")]) if profile is not None else 4
         piece = with_cadence(piece, tokenizer, bars=form.total_bars, voices=voices)
+    else:  # no silence before the seam
+        piece = held_to_seam(piece, tokenizer, bars=form.total_bars)
     report = check_track(piece, measures.index, guards)
     distance = profile.distance(piece, tokenizer) if profile is not None else np.inf
     return Finished(draft, piece, chords, report, distance)

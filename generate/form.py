@@ -4,7 +4,8 @@ A track is not one sampled stream cut at a length. Its bars are planned first (`
 theme ``A`` of a few bars, a variation ``A'`` that keeps the theme's opening half and continues it
 afresh, contrasting sections ``B`` sampled in the same key, and returns of the theme; the last bar
 lands on the tonic chord on its downbeat (``with_cadence``). A loop (``loop=True``) ends on a
-contrasting section instead, so its last bar leads back into the theme, and has no final chord.
+contrasting section instead, so its last bar leads back into the theme, and has no final chord; its
+last notes sound up to the seam (``held_to_seam``).
 
 How much comes back is taken from the style: training records the share of its pieces' bars that
 recur (``train.structure``), and the plan (theme length, a variation or not, how many returns) whose
@@ -234,6 +235,20 @@ def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int, voices
     chosen = list(dict.fromkeys([top, bass, *inner]))[: max(1, voices)]  # the tonics first, then third and fifth
     chord = [GridNote(last, p, bar) for p in sorted(chosen) if config.pitch_low <= p <= config.pitch_high]
     return GridPiece(piece.meter, tuple(sorted(held + chord)))
+
+
+def held_to_seam(piece: GridPiece, config: TokenizerConfig, *, bars: int) -> GridPiece:
+    """A loop of ``bars`` bars with its last notes held to its last bar line when nothing sounds there: a
+    loop whose last bar ends in rests (a breath before the theme's downbeat, a short last chord) goes
+    silent before its seam, and every repeat has a gap. The notes struck at its last onset are held; a
+    loop with a note sounding at its end (or ringing on past it, into the repeat) is unchanged."""
+    span = bars * piece.bar_steps(config)
+    inside = [n for n in piece.notes if n.step < span]
+    if not inside or max(n.step + n.steps for n in inside) >= span:
+        return piece
+    last = max(n.step for n in inside)
+    held = [GridNote(n.step, n.pitch, span - n.step) if n.step == last else n for n in piece.notes]
+    return GridPiece(piece.meter, tuple(sorted(held)))
 
 
 def nearest_pitch(pitch_class: int, pitch: int) -> int:

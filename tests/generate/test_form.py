@@ -20,6 +20,7 @@ from generate.form import (
     choose_form,
     complete_bars,
     from_downbeat,
+    held_to_seam,
     sounding_from,
     with_cadence,
 )
@@ -206,6 +207,73 @@ def test_a_loop_repeats_without_a_seam_where_a_plain_cut_has_one(tmp_path: Path)
     cut, _ = decoded_mono(tmp_path / "cut.mp3")
     bad = seam(cut, rate, bar_seconds=bar_seconds)
     assert bad.rms_ratio > 4 * max(good.rms_ratio, 0.5), (good, bad)  # the held chord stops dead at a plain cut
+
+
+def _short_last_chord_piece() -> GridPiece:
+    """The held-chord piece with its last chord struck for one beat and three beats of rest after it."""
+    piece = _held_chord_piece()
+    return GridPiece(4, tuple(GridNote(n.step, n.pitch, 4) if n.step == 7 * 16 else n for n in piece.notes))
+
+
+def test_a_loop_whose_last_bar_ends_in_rests_is_held_to_its_seam() -> None:
+    piece = _short_last_chord_piece()
+    held = held_to_seam(piece, CONFIG, bars=8)
+    assert sorted((n.pitch, n.steps) for n in held.notes if n.step == 7 * 16) == [
+        (48, 16),
+        (55, 16),
+        (64, 16),
+        (67, 16),
+    ]
+    assert [n for n in held.notes if n.step < 7 * 16] == [n for n in piece.notes if n.step < 7 * 16]
+    sounding = _held_chord_piece()  # its last chord already sounds to the seam
+    assert held_to_seam(sounding, CONFIG, bars=8) == sounding
+    ringing = GridPiece(4, (GridNote(0, 60, 4), GridNote(8, 64, 12)))  # rings on past the seam, into the repeat
+    assert held_to_seam(ringing, CONFIG, bars=1) == ringing
+
+
+def test_a_loop_has_no_gap_at_its_seam_when_its_last_notes_are_held(tmp_path: Path) -> None:
+    """On real renders: the loop whose last chord stops a beat in is silent for most of a second before its
+    seam (every repeat drops out); held to the seam, it sounds up to the first downbeat and steps there no
+    more steeply than at its own bar lines."""
+    bpm, bars = 96.0, 8
+    bar_seconds = 60 / bpm * 4
+    seconds = bars * bar_seconds
+    measured = {}
+    for name, piece in (
+        ("rests", _short_last_chord_piece()),
+        ("held", held_to_seam(_short_last_chord_piece(), CONFIG, bars=bars)),
+    ):
+        twice = arrange(
+            played_twice(piece, CONFIG, bars=bars), bpm=bpm, palette=PALETTES[0], config=CONFIG, bars=2 * bars
+        )
+        wav = render_wav(write_midi(twice, tmp_path / f"{name}.mid"), tmp_path / f"{name}.wav")
+        finish_track(wav, tmp_path / f"{name}.mp3", seconds=seconds, loop_from=seconds)
+        loop, rate = decoded_mono(tmp_path / f"{name}.mp3")
+        measured[name] = seam(loop, rate, bar_seconds=bar_seconds)
+    assert measured["rests"].gap_seconds > 0.5, measured
+    assert measured["held"].gap_seconds == 0.0, measured
+    assert measured["held"].bar_line_step_ratio <= 1.5, measured
+
+
+def test_a_click_steps_more_than_the_bar_lines_and_a_struck_downbeat_does_not() -> None:
+    """A held tone cut mid-cycle jumps at its seam (a click: many times the steps at its bar lines); cut at
+    whole cycles it does not. Sixteen identical struck bars cut at a bar line step there as at every bar line,
+    though that step is above the track's 99.9th-percentile step (which counts the attacks as clicks)."""
+    rate, bar_seconds = 44100, 0.5
+    tone = 0.5 * np.sin(2 * np.pi * 100 * np.arange(16 * 22050 + 110) / rate)  # 100 Hz: 441 samples a cycle
+    whole = seam(tone[: 16 * 22050], rate, bar_seconds=bar_seconds)  # 800 whole cycles
+    assert whole.bar_line_step_ratio == pytest.approx(1.0, abs=0.05), whole
+    cut = seam(tone, rate, bar_seconds=bar_seconds)  # a quarter cycle more: it ends on the crest, starts at 0
+    assert cut.bar_line_step_ratio > 20 and cut.click_ratio > 20, cut
+    bar_seconds = 0.5003
+    t = np.arange(round(bar_seconds * rate)) / rate
+    bars = np.tile(0.5 * np.cos(2 * np.pi * 440 * t) * np.exp(-t / 0.15), 16)  # struck on a crest
+    struck = seam(bars, rate, bar_seconds=bar_seconds)
+    assert struck.bar_line_step_ratio == pytest.approx(1.0, abs=0.05) and struck.click_ratio > 1, struck
+    assert struck.gap_seconds == 0.0
+    quiet = bars.copy()
+    quiet[-round(0.3 * rate) :] = 0.0  # the last 0.3 s silent
+    assert seam(quiet, rate, bar_seconds=bar_seconds).gap_seconds == pytest.approx(0.3, abs=0.03)
 
 
 def test_a_singable_top_line_leaps_an_octave_at_most_and_keeps_the_harmony() -> None:
