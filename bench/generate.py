@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from sample.corpus import chorale_names, corpus_pieces  # noqa: E402
-from train.model import SavedModel, sample  # noqa: E402
+from train.model import SavedModel  # noqa: E402
+from train.sampler import sample  # noqa: E402
 from train.training import TrainSettings, fit  # noqa: E402
 
 WINDOW = 100  # the prototype's window

@@ -61,8 +61,8 @@ from train.base import bench_pieces  # noqa: E402
 from train.reference import FEATURES  # noqa: E402
 from train.structure import recurring_bar_share  # noqa: E402
 from train.tokens import GridPiece, TokenizerConfig, key_of, quantise  # noqa: E402
-from transcribe.basic_pitch import read_midi, write_midi  # noqa: E402
 from transcribe.beats import BeatGrid, grid_from_midi  # noqa: E402
+from transcribe.midi import read_midi, write_midi  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "quality"
 TEMPOS = {"chorales": (66, 72, 80, 88, 96, 76, 84, 92), "fiddle": (104, 112, 120, 96, 108, 116)}

@@ -64,14 +64,15 @@ from train.training import (  # noqa: E402
     TrainSettings,
     accepted_pieces,
     fit,
-    form_measures,
     load_pieces,
     save_measures,
+    style_records,
 )
 from transcribe.analysis import FilterSettings, PieceAnalysis, polyphony  # noqa: E402
-from transcribe.basic_pitch import TranscriptionSettings, read_midi, write_midi  # noqa: E402
+from transcribe.basic_pitch import TranscriptionSettings  # noqa: E402
 from transcribe.beats import BeatGrid  # noqa: E402
 from transcribe.catalogue import record_piece  # noqa: E402
+from transcribe.midi import read_midi, write_midi  # noqa: E402
 from transcribe.notes import NoteEvent  # noqa: E402
 from transcribe.piece import PieceResult  # noqa: E402
 
@@ -179,7 +180,8 @@ def tokens_and_model(catalogue: Catalogue, size: int) -> tuple[dict[str, Any], P
         shutil.copy(base_model_folder() / name, folder / name)
     started = time.perf_counter()
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))  # what training records of the pieces
-    config.update(form_measures(pieces, base.tokenizer, seed=0).config_fields())
+    records = style_records(pieces, base.tokenizer, seed=0)
+    config["styles"] = {name: record.to_dict() for name, record in records.items()}
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     save_measures(folder, [p.tokens for p in pieces], base.tokenizer, [], seed=0)
     measures = time.perf_counter() - started

@@ -210,17 +210,21 @@ def assemble(form: Form, head: list[str], *, theme: list[Bar], variation: list[B
     return tokens
 
 
-def with_cadence(piece: GridPiece, config: TokenizerConfig, *, bars: int, voices: int = 4) -> GridPiece:
+def with_cadence(
+    piece: GridPiece, config: TokenizerConfig, *, bars: int, key: int | None = None, voices: int = 4
+) -> GridPiece:
     """The piece cut to ``bars`` bars with its last bar replaced by the tonic chord, struck on the downbeat
     and held for the bar: the tonic on top near where the melody was, the third and fifth close under it,
-    the tonic in the bass near where the bass was. Notes held into the last bar stop at its downbeat.
+    the tonic in the bass near where the bass was. Notes held into the last bar stop at its downbeat. ``key``
+    (``train.tokens.key_of``'s numbering) is the track's; by default it is estimated on the notes before the last bar.
 
     A texture of fewer ``voices`` ends with fewer: one is the tonic alone, two add the bass's tonic, three
     the third (a fiddle tune ends on its tonic, not on a four-part chord)."""
     bar = piece.bar_steps(config)
     last = (bars - 1) * bar
     before = [n for n in piece.notes if n.step < last]
-    key = key_of(GridPiece(piece.meter, tuple(before)) if before else piece)
+    if key is None:
+        key = key_of(GridPiece(piece.meter, tuple(before)) if before else piece)
     tonic = key % 12
     third = (tonic + (3 if key >= 12 else 4)) % 12
     fifth = (tonic + 7) % 12

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from generate.form import nearest_pitch
-from train.tokens import GridNote, GridPiece, TokenizerConfig, key_of, key_reference
+from train.tokens import MAJOR_SCALE, PITCH_NAMES, GridNote, GridPiece, TokenizerConfig, key_of, key_reference
 
 QUALITIES = {"": (0, 4, 7), "m": (0, 3, 7), "dim": (0, 3, 6)}
-NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Chord:
 
     @property
     def name(self) -> str:
-        return NAMES[self.root] + self.quality
+        return PITCH_NAMES[self.root] + self.quality
 
 
 def span_steps(piece: GridPiece, config: TokenizerConfig) -> int:

@@ -25,15 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from train.model import LIFT_KNOBS, TOP_P, Lift, SavedModel, right_aligned, sample
+from train.model import SavedModel
 from train.profile import PROFILE_FEATURES, StyleProfile, profile_features
+from train.sampler import LIFT_KNOBS, TOP_P, Lift, right_aligned, sample
 from train.structure import repeat_share
 from train.tokens import BAR, GridPiece, decode
 from train.vocab import SEP, style_token
 
 # What LIFT_KNOBS move, in order: four of the style's profile features, the share of top-line repeats
-# (ModelConfig.repeats; a model trained before it was kept leaves that knob at 0) and the entropy of the pitch
-# classes.
+# (StyleRecord.repeats; a style whose pieces were not measured, as the base model's, leaves that knob at 0) and
+# the entropy of the pitch classes.
 MEASURED = ("onsets_per_beat", "polyphony", "scale_share", "top_leap_share", "pitch_class_entropy")
 ONSETS, VOICES, SCALE_SHARE, LEAP_SHARE, ENTROPY = (PROFILE_FEATURES.index(name) for name in MEASURED)
 REPEATS, FOCUS = LIFT_KNOBS.index("repeats"), LIFT_KNOBS.index("focus")
@@ -65,7 +66,7 @@ class Calibration:
     before: Density  # sampled without a lift, what calibration moved (``knobs``, in LIFT_KNOBS' order)
     after: Density  # the same with the lift
     target: Density  # the style's pieces'
-    knobs: tuple[str, ...] = LIFT_KNOBS  # the knobs calibration moved (a model with no repeat share: not repeats)
+    knobs: tuple[str, ...] = LIFT_KNOBS  # the knobs calibration moved (a style with no measured pieces: not repeats)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -81,15 +82,14 @@ def sampled_density(saved: SavedModel, style: str, lift: Lift, *, rows: int, bar
     """Mean onsets per beat, voices, scale share, top-line leap share, top-line repeat share and pitch-class
     entropy over ``rows`` streams of about ``bars`` bars sampled for ``style``, each from one of its pieces'
     openings and kept to that piece's register; None when none of them has notes."""
-    heads = saved.config.headers.get(style) or [[]]
-    registers = saved.config.registers.get(style) or [[] for _ in heads]
+    record = saved.config.style(style)
     rng = random.Random(seed)
-    chosen = [rng.randrange(len(heads)) for _ in range(rows)]  # each row as a track: a piece's head and register
-    starts = [[SEP, style_token(style), *heads[i]] for i in chosen]
+    chosen = [record.draw(rng) for _ in range(rows)]  # each row as a track: one of its pieces' head and register
+    starts = [[SEP, style_token(style), *(p.head if p else ())] for p in chosen]
     vocab = saved.vocab
     prompt = right_aligned([[vocab.index.get(t, vocab.index[SEP]) for t in s] for s in starts], vocab.index[SEP])
     steps = int(bars * saved.config.tokens_per_bar * 1.3) + 16
-    lifts = [lift.within(registers[i]) for i in chosen]
+    lifts = [lift.within(p.register if p else ()) for p in chosen]
     ids = sample(saved, batch=rows, steps=steps, temperature=1.0, top_p=TOP_P, seed=seed, prompt=prompt,
                  prompt_lengths=[len(s) for s in starts], lifts=lifts)  # fmt: skip
     features = []
@@ -112,7 +112,7 @@ def calibrate(
 ) -> Calibration | None:  # fmt: skip
     """The lift that brings ``style``'s sampled onsets per beat, voices, scale share, top-line leap share,
     top-line repeat share and pitch-class entropy nearest its pieces'; None when the model samples no notes
-    for it. A model that keeps no repeat share for the style leaves that knob at 0.
+    for it. A style whose pieces were not measured (the base model's) leaves that knob at 0.
 
     In stages: the other knobs together (Broyden's method, ``rounds`` rounds), then the focus alone to the
     pieces' entropy, then the others again with the focus held, since sharper pitch choices take chromatic
@@ -121,9 +121,9 @@ def calibrate(
     together from the start, the six knobs wandered from a first guess at their Jacobian: onsets and voices
     that the five found alone were missed by 20% and more.)"""
     mean = profile.mean
-    aims = [mean[ONSETS], mean[VOICES], mean[SCALE_SHARE], mean[LEAP_SHARE], saved.config.repeats.get(style, 0.0),
-            mean[ENTROPY]]  # fmt: skip
-    used = [i for i in range(len(LIFT_KNOBS)) if i != REPEATS or style in saved.config.repeats]
+    record = saved.config.style(style)
+    aims = [mean[ONSETS], mean[VOICES], mean[SCALE_SHARE], mean[LEAP_SHARE], record.repeats, mean[ENTROPY]]
+    used = [i for i in range(len(LIFT_KNOBS)) if i != REPEATS or record.pieces]
     target = _logs(tuple(aims))
     weights = _weights(profile, tuple(aims))
 

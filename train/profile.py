@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from train.structure import top_line
-from train.tokens import GridPiece, TokenizerConfig
+from train.tokens import MAJOR_SCALE, GridPiece, TokenizerConfig
 
 PROFILE_FEATURES = (
     "pitch_range",
@@ -36,7 +36,7 @@ PROFILE_FEATURES = (
     "ioi_variation",
     "median_note_beats",
 )
-MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+MAJOR = np.array(MAJOR_SCALE)
 LEAP = 4  # semitones: a top-line step wider than a major third is a leap
 MIN_SPREAD = 0.05  # of a feature's mean: a style whose pieces agree on a feature still allows a little
 
@@ -90,8 +90,8 @@ class StyleProfile:
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": list(PROFILE_FEATURES),
-            "mean": [round(v, 5) for v in self.mean],
-            "spread": [round(v, 5) for v in self.spread],
+            "mean": list(self.mean),
+            "spread": list(self.spread),
             "pieces": self.pieces,
         }
 
@@ -110,4 +110,4 @@ def style_profile(pieces: Sequence[GridPiece], config: TokenizerConfig) -> Style
         return None
     mean = rows.mean(axis=0)
     spread = np.maximum(rows.std(axis=0), np.maximum(MIN_SPREAD * np.abs(mean), 1e-3))
-    return StyleProfile(tuple(mean.tolist()), tuple(spread.tolist()), len(rows))
+    return StyleProfile(tuple(np.round(mean, 5).tolist()), tuple(np.round(spread, 5).tolist()), len(rows))

@@ -202,6 +202,15 @@ def key_of(piece: GridPiece) -> int:
     return int(np.nanargmax(scores))
 
 
+PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)  # the major scale's pitch classes from its tonic: the one table of it
+
+
+def key_name(key: int) -> str:
+    """A key of ``key_of``'s numbering as a person reads it: ``"Eb major"``, ``"F# minor"``."""
+    return f"{PITCH_NAMES[key % 12]} {'minor' if key >= 12 else 'major'}"
+
+
 def key_reference(key: int) -> int:
     """The pitch class pitches are written relative to: the tonic, or a minor key's relative major's tonic."""
     return key % 12 if key < 12 else (key + 3) % 12

@@ -35,15 +35,14 @@ from train.dataset import (
 from train.model import ModelConfig, SavedModel, build_model, warm_start_weights
 from train.originality import CopyIndex
 from train.pieces import PIECES_FILE, pieces_behind, save_pieces
-from train.profile import StyleProfile, style_profile
 from train.reference import REFERENCE_FILE, reference_features, save_reference
-from train.structure import drawn, mean_recurrence, repeat_share, wide_leap_share
+from train.style import StyleRecord, measure_style
 from train.token_store import TokenStore
-from train.tokens import BAR, TokenizeError, TokenizerConfig, decode, encode, quantise, token_register
+from train.tokens import BAR, TokenizeError, TokenizerConfig, encode, quantise
 from train.vocab import Vocabulary
-from transcribe.basic_pitch import read_midi
 from transcribe.beats import BeatGrid, grid_from_notes
 from transcribe.groove import Groove, style_groove
+from transcribe.midi import read_midi
 from transcribe.third_party import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -213,65 +212,25 @@ def load_pieces(
     return pieces, skipped
 
 
-def style_grooves(pieces: Sequence[Piece]) -> dict[str, dict[str, Any]]:
-    """Each style's groove (``transcribe.groove.style_groove``), for the styles whose sources have percussion."""
-    by_style: dict[str, list[Groove]] = {}
-    for piece in pieces:
-        if piece.groove:
-            by_style.setdefault(piece.style, []).append(Groove.from_dict(piece.groove))
-    grooves = {style: style_groove(found) for style, found in sorted(by_style.items())}
-    return {style: groove.to_dict() for style, groove in grooves.items() if groove is not None}
-
-
-def style_sounds(pieces: Sequence[Piece]) -> dict[str, dict[str, float]]:
-    """Each style's median spectral centroid and percussive share, over its sources that measured both."""
-    found: dict[str, list[tuple[float, float]]] = {}
-    for piece in pieces:
-        if piece.groove and piece.centroid is not None:
-            found.setdefault(piece.style, []).append((piece.centroid, piece.groove["percussive_share"]))
-    return {
-        style: {
-            "centroid": float(np.median([c for c, _ in v])),
-            "percussive_share": float(np.median([s for _, s in v])),
-        }
-        for style, v in sorted(found.items())
-    }
-
-
-@dataclass(frozen=True)
-class StyleMeasures:
-    """What training records of each style's pieces for generation: the share of recurring bars (forms aim at
-    it), of wide top-line leaps (melodies kept singable below a bound) and the style's profile (drafts chosen
-    nearest it)."""
-
-    recurrence: dict[str, float]
-    wide_leaps: dict[str, float]
-    profiles: dict[str, dict[str, Any]]
-    repeats: dict[str, float]  # the share of top-line notes that repeat the one before (train.calibrate aims at it)
-
-    def config_fields(self) -> dict[str, Any]:
-        """The ``ModelConfig`` fields these fill."""
-        return {
-            "recurrence": self.recurrence, "wide_leaps": self.wide_leaps, "profiles": self.profiles,
-            "repeats": self.repeats,
-        }  # fmt: skip
-
-
-def form_measures(pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int) -> StyleMeasures:
-    """Each style's measures over at most ``STYLE_SAMPLE`` of its pieces."""
-    recurrence: dict[str, float] = {}
-    wide_leaps: dict[str, float] = {}
-    profiles: dict[str, dict[str, Any]] = {}
-    repeats: dict[str, float] = {}
+def style_records(pieces: Sequence[Piece], tokenizer: TokenizerConfig, *, seed: int) -> dict[str, StyleRecord]:
+    """One record per style (``train.style``): its pieces' measures, its drums where its sources have percussion
+    (``transcribe.groove.style_groove``) and its sound (the median spectral centroid and percussive share over
+    its sources that measured both)."""
+    records: dict[str, StyleRecord] = {}
     for style in sorted({p.style for p in pieces}):
-        grids = [decode(p.tokens, tokenizer) for p in drawn([p for p in pieces if p.style == style], seed)]
-        recurrence[style] = round(mean_recurrence(grids, tokenizer), 4)
-        wide_leaps[style] = round(sum(wide_leap_share(g) for g in grids) / max(len(grids), 1), 4)
-        repeats[style] = round(sum(repeat_share(g) for g in grids) / max(len(grids), 1), 4)
-        profile = style_profile(grids, tokenizer)
-        if profile is not None:
-            profiles[style] = profile.to_dict()
-    return StyleMeasures(recurrence, wide_leaps, profiles, repeats)
+        own = [p for p in pieces if p.style == style]
+        grooves = [Groove.from_dict(p.groove) for p in own if p.groove]
+        groove = style_groove(grooves) if grooves else None
+        sounds = [(p.centroid, p.groove["percussive_share"]) for p in own if p.groove and p.centroid is not None]
+        centroids, shares = [c for c, _ in sounds], [s for _, s in sounds]
+        sound = (
+            {"centroid": float(np.median(centroids)), "percussive_share": float(np.median(shares))} if sounds else None
+        )
+        records[style] = measure_style(
+            style, [(list(p.tokens), p.tempo) for p in own], tokenizer, seed=seed,
+            groove=groove.to_dict() if groove is not None else None, sound=sound,
+        )  # fmt: skip
+    return records
 
 
 def note_ids(vocab: Vocabulary) -> np.ndarray:
@@ -332,21 +291,15 @@ def fit(
         # Each training piece's tokens are read once, into a file of ids that the epochs read a window at a
         # time; only validation's (a bounded number of pieces) are held.
         train_stream = IdFile(Path(work) / "train.ids", vocab, tokenizer)
-        heads: dict[int, list[str]] = {}
-        spans: dict[int, list[int]] = {}  # each piece's register, beside its head
         bars = train_tokens = 0
         for piece in train_pieces:
             tokens = list(piece.tokens)
             train_stream.add(piece.style, tokens)
-            heads[piece.source_id], spans[piece.source_id] = tokens[:2], token_register(tokens)
             bars += tokens.count(BAR)
             train_tokens += len(tokens)
         train_stream.close()
         val_pieces = [dataclasses.replace(p, tokens=list(p.tokens)) for p in val_pieces]
-        heads.update((p.source_id, list(p.tokens[:2])) for p in val_pieces)
-        spans.update((p.source_id, token_register(p.tokens)) for p in val_pieces)
         val_stream = stream_ids(val_pieces, vocab, tokenizer)
-        measures = form_measures(pieces, tokenizer, seed=settings.seed)
         config = ModelConfig(
             vocab_size=len(vocab),
             embedding=settings.embedding,
@@ -354,14 +307,8 @@ def fit(
             dropout=settings.dropout,
             seq_len=settings.seq_len,
             learning_rate=settings.learning_rate,
-            tempos=sorted({round(p.tempo, 1) for p in pieces}),
-            styles={style: sorted(tempos) for style, tempos in sorted(styles.items())},
-            headers={style: [heads[p.source_id] for p in pieces if p.style == style] for style in sorted(styles)},
-            registers={style: [spans[p.source_id] for p in pieces if p.style == style] for style in sorted(styles)},
             tokens_per_bar=train_tokens / max(bars, 1),
-            grooves=style_grooves(pieces),
-            sounds=style_sounds(pieces),
-            **measures.config_fields(),
+            styles=style_records(pieces, tokenizer, seed=settings.seed),
             seed=settings.seed,
         )
         model = build_model(config)
@@ -429,15 +376,14 @@ def fit(
 
 def calibrated(saved: SavedModel, *, seed: int) -> tuple[SavedModel, dict[str, Any]]:
     """The model with its sampler's lift per style (``train.calibrate``), and what each calibration measured."""
-    lifts: dict[str, dict[str, float]] = {}
+    styles = dict(saved.config.styles)
     report: dict[str, Any] = {}
-    for style, data in saved.config.profiles.items():
-        profile = StyleProfile.from_dict(data)
-        found = calibrate(saved, style, profile, seed=seed) if profile is not None else None
+    for name, record in saved.config.styles.items():
+        found = calibrate(saved, name, record.profile, seed=seed) if record.profile is not None else None
         if found is not None:
-            lifts[style] = found.lift.knobs()
-            report[style] = found.to_dict()
-    return dataclasses.replace(saved, config=dataclasses.replace(saved.config, lifts=lifts)), report
+            styles[name] = dataclasses.replace(record, lift=found.lift.knobs())
+            report[name] = found.to_dict()
+    return dataclasses.replace(saved, config=dataclasses.replace(saved.config, styles=styles)), report
 
 
 def save_measures(

@@ -18,13 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.claims import claim, release
 from db.models import Reason, Source, SourceState, Transcription
 from transcribe.analysis import FilterSettings
-from transcribe.basic_pitch import (
-    TranscriptionError,
-    TranscriptionSettings,
-    audio_onset_envelope,
-    read_midi,
-)
+from transcribe.basic_pitch import TranscriptionError, TranscriptionSettings, audio_onset_envelope
 from transcribe.beats import BeatGrid, grid_from_audio, grid_from_notes
+from transcribe.midi import read_midi
 from transcribe.parallel import run_pieces
 from transcribe.piece import PieceJob, PieceResult
 

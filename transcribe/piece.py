@@ -8,8 +8,9 @@ from pathlib import Path
 
 from db.reasons import Reason
 from transcribe.analysis import FilterSettings, PieceAnalysis, analyse, judge
-from transcribe.basic_pitch import Reading, Transcriber, TranscriptionError, write_midi
+from transcribe.basic_pitch import Reading, Transcriber, TranscriptionError
 from transcribe.beats import BeatGrid
+from transcribe.midi import write_midi
 
 
 @dataclass(frozen=True)

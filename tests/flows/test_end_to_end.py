@@ -93,20 +93,21 @@ def test_submit_train_generate_pull(
     } <= set(manifest["quality"])
     from db.models import ModelVersion
     from generate.arrange import StyleSound, palettes_for
+    from generate.finish import Finishing
 
     with catalogue().sessions() as session:
         config = session.get_one(ModelVersion, trained["model_id"]).config["model"]
-    sound = StyleSound(**config["sounds"]["end-to-end"])  # piano chorales: dark and struck
-    assert (sound.bright, sound.sustained) == (False, False) and 0 < config["recurrence"]["end-to-end"] < 1
-    assert config["grooves"] == {}  # piano only: no drums
-    assert set(config["profiles"]) == set(config["lifts"]) == {"end-to-end"}  # measured, then calibrated
-    assert set(config["lifts"]["end-to-end"]) == {"onsets", "voices", "scale", "leaps", "repeats", "focus"}
-    assert 0 <= config["repeats"]["end-to-end"] < 1  # the top line's repeats, which calibration aims at
-    registers, headers = config["registers"]["end-to-end"], config["headers"]["end-to-end"]
-    assert len(registers) == len(headers) and all(low < high for low, high in registers)  # one per piece
+    record = config["styles"]["end-to-end"]
+    sound = StyleSound(**record["sound"])  # piano chorales: dark and struck
+    assert (sound.bright, sound.sustained) == (False, False) and record["groove"] is None  # piano only: no drums
+    assert record["profile"] and set(record["lift"]) == {"onsets", "voices", "scale", "leaps", "repeats", "focus"}
+    assert 0 <= record["repeats"] < 1 and record["count"] == 3  # the top line's repeats, which calibration aims at
+    assert len(record["pieces"]) == 3 and all(low < high for low, high in (p["register"] for p in record["pieces"]))
+    assert all(0 <= p["recurrence"] < 1 and len(p["features"]) == 10 for p in record["pieces"])  # one per piece
     assert set(trained["metrics"]["calibration"]) == {"end-to-end"}
     assert manifest["drafts"] >= 2 * manifest["settings"]["candidates"] > 2  # several drafts for each track
-    assert all(track["style_distance"] >= 0 for track in manifest["tracks"])
+    assert all(track["aim_distance"] >= 0 and track["aim"]["head"] for track in manifest["tracks"])
+    assert manifest["finishing"] == list(Finishing.steps())  # every step, by default
     for track in manifest["tracks"]:
         bar = 60.0 * track["meter"] / track["tempo"]
         assert abs(track["duration"] - 30.0) <= bar and track["style"] == "end-to-end"  # to the bar

@@ -28,8 +28,8 @@ from generate.synth import render_wav
 from train.scores import score_tokens
 from train.structure import bar_sets, recurring_bar_share, top_line, wide_leap_share
 from train.tokens import BAR, GridNote, GridPiece, TokenizerConfig, decode, key_of, quantise
-from transcribe.basic_pitch import read_midi
 from transcribe.beats import grid_from_midi
+from transcribe.midi import read_midi
 
 CONFIG = TokenizerConfig()
 

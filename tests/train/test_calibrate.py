@@ -9,8 +9,9 @@ import pytest
 
 from train.base import base_model_folder
 from train.calibrate import ENTROPY, LEAP_SHARE, ONSETS, SCALE_SHARE, VOICES, calibrate, sampled_density
-from train.model import Lift, SavedModel, sample
+from train.model import SavedModel
 from train.profile import StyleProfile
+from train.sampler import Lift, sample
 from train.tokens import token_pitch
 from train.vocab import SEP, style_token
 
@@ -63,7 +64,8 @@ def test_calibration_brings_the_sampled_density_to_the_style_s(base: SavedModel)
     assert found.lift.onsets > 0 and abs(found.after[0] / found.target[0] - 1) < 0.08, found
     assert abs(found.after[1] / found.target[1] - 1) < 0.1, found  # measured: 8.5% over, at a batch's top_p 0.95
     assert found.lift.focus > 0 and abs(found.after[4] / found.target[4] - 1) < 0.015, found
+    record = dataclasses.replace(base.config.style("oneills-1850"), lift=found.lift.knobs())
     again = dataclasses.replace(
-        base, config=dataclasses.replace(base.config, lifts={"oneills-1850": found.lift.knobs()})
+        base, config=dataclasses.replace(base.config, styles={**base.config.styles, "oneills-1850": record})
     )
     assert Lift.of(again.config, "oneills-1850") == found.lift and Lift.of(again.config, "palestrina") == Lift()

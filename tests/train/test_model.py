@@ -8,7 +8,8 @@ import pytest
 from music21 import corpus
 
 from train.dataset import IdFile, Piece, shift_table, split_pieces, stream_ids, streaming_dataset
-from train.model import Grammar, SavedModel, build_model, sample, warm_start_weights
+from train.model import SavedModel, build_model, warm_start_weights
+from train.sampler import Grammar, sample
 from train.scores import score_tokens
 from train.tokens import GridNote, GridPiece, TokenizerConfig, decode, encode, shift_key, transposition_range
 from train.training import TrainSettings, fit
@@ -125,7 +126,11 @@ def test_training_beats_the_unigram_baseline_per_note_on_the_same_targets(traine
     assert unigram["notes"] == metrics["notes"] > 50
     assert metrics["nll_per_note"] < unigram["nll_per_note"] - 0.5  # the grid's grammar alone is worth that
     assert np.isfinite(prototype["nll_per_note"]) and prototype["epochs"] == 1
-    assert saved.config.tempos and saved.config.tokens_per_bar > 4 and len(saved.config.units) == 2
+    assert (
+        all(r.tempos for r in saved.config.styles.values())
+        and saved.config.tokens_per_bar > 4
+        and len(saved.config.units) == 2
+    )
     assert set(saved.config.styles) == {"hymns", "organ"} and saved.vocab.styles == ["hymns", "organ"]
 
 

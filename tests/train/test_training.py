@@ -80,7 +80,7 @@ def test_retraining_skips_warm_starts_and_promotes_only_a_model_that_is_not_wors
     with catalogue.sessions() as session:
         version = session.get_one(ModelVersion, first.model_id)
         saved = SavedModel.load(Path(version.path))
-        measures = model_measures(saved, Path(version.path), version.config["lineage"])
+        measures = model_measures(saved, Path(version.path))
     assert (Path(version.path) / "originality" / "suffixes.npy").is_file() and measures.index.pieces == 3
     assert measures.reference["pitch_range"].shape[0] == 3  # the quality report's side, from the same pieces
     trained, arrived = (decode(piece_tokens(m, None, saved.tokenizer), saved.tokenizer) for m in chorale_midis[2:4])
@@ -111,7 +111,7 @@ def test_a_small_catalogue_fine_tunes_the_shipped_base_model(catalogue: Catalogu
         version = session.get_one(ModelVersion, outcome.model_id)
         own, behind = training_pieces(Path(version.path), version.config["lineage"])
     assert len(own) == 4 and len(behind) > 1000  # the base's corpus pieces are checked against too
-    measures = model_measures(SavedModel.load(Path(version.path)), Path(version.path), version.config["lineage"])
+    measures = model_measures(SavedModel.load(Path(version.path)), Path(version.path))
     assert measures.index.pieces == len(behind)  # saved at training, with the base's pieces in it
     scratch = TrainSettings(epochs=1, prototype_epochs=0, stride=96, base_below=0)
     assert (

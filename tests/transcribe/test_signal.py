@@ -14,10 +14,11 @@ import pytest
 import scipy.ndimage
 
 from sample.corpus import RenderedPiece
-from transcribe.basic_pitch import decode_chunks, read_midi
+from transcribe.basic_pitch import decode_chunks
 from transcribe.beats import ENVELOPE_FPS, dynamic_programming_beats, note_envelope
 from transcribe.features import HOP, N_FFT, FeatureAccumulator, spectral_flatness, spectral_shape, zero_crossing_rate
 from transcribe.groove import hpss, median_filter
+from transcribe.midi import read_midi
 
 
 @pytest.fixture(scope="module")
