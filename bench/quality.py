@@ -1,44 +1,35 @@
-"""Quality benchmark: does a batch sound like its playlist? A classifier two-sample test, on two styles.
+"""Quality benchmark: can a batch be told from its playlist, by judges it does not aim at? With ablation rows.
 
-For each style (Bach chorales; O'Neill's fiddle tunes) the bench takes 20 pieces to train on and 20
-held back (``train.base.bench_pieces``: none of them in the base model), renders every one to a
-piano MP3 with FluidSynth and transcribes it with the pipeline's own transcription (basic-pitch,
-tracked beat grid), exactly as a playlist would arrive. The 20 become a catalogue's accepted pieces;
-``train_from_catalogue`` trains a model on them (fine-tuned from the shipped base model, and from
-scratch), and ``generate_batch`` makes a batch. Then:
+For each style (Bach chorales; O'Neill's fiddle tunes; Monteverdi's madrigals, a style no setting was tuned
+on) the bench takes 20 pieces to train on and 20 held back (``train.base.bench_pieces``: none of them in
+the base model), renders every one to a piano MP3 with FluidSynth and transcribes it with the pipeline's
+own transcription (basic-pitch, tracked beat grid), exactly as a playlist would arrive. The 20 become a
+catalogue's accepted pieces and ``train_from_catalogue`` fine-tunes the shipped base model on them (once
+per style). Then, from that one model, one batch per seed for each **row**: the plain model (every
+finishing step off: the LSTM's own samples, one draft a track) and then each finishing step added in the
+chain's order (``generate.finish``), the last row being the full chain a user gets.
 
-- **classifier two-sample test** (the headline): per-piece style features (pitch range and count,
-  pitch-class entropy, scale consistency, top-line mean interval and leap share, polyphony, onsets
-  per second, IOI variation, median note length, self-similarity) of the batch's tracks against as
-  many held-back real pieces; a standardised logistic regression, leave-one-out accuracy (0.5: the
-  classifier cannot tell them apart; 1.0: it always can). The control runs the same test between two
-  sets of real pieces (training pieces against held-back ones). Both sides are read in the token
-  domain (notes on their beat grid), so the test judges the music, not the transcription.
-- form: the share of tracks whose final chord holds the tonic, the length error in bars (the decoded
-  MP3 against ``--minutes``), the share of recurring bars (``train.structure``: same onset rhythm and
-  pitch classes, one note changed at most) in the batch against the training pieces, and the seam of
-  a second batch of loops (RMS jump against the median frame-to-frame jump, and against the jumps at
-  the track's own bar lines; the sample step across the seam against the track's 99.9th percentile and
-  against the steepest step in any of its downbeats' attacks; the near-silence either side of the seam).
-- Yang & Lerch overlap areas between the batch and the training pieces, NLL per note of the model
-  and both baselines on the same validation notes, and the longest span copied from any piece behind
-  the model (the base model's corpus included).
+Every batch is judged by ``bench/judges.py`` against the held-back pieces, beside each judge's control
+(the training pieces against the same held-back pieces, at the same sizes): the distribution test (the
+shape of each piece), the learned discriminator, and the target classifier (it reads what generation
+aims at: reported, not a judge); the batch's spread against the held-back pieces'; and NLL per note of
+the model beside the unigram, 4-gram Kneser-Ney and prototype baselines on the same validation notes. The
+full chain's batches are also checked for form: the final chord holds the tonic of the key the manifest
+names, the length error in bars, recurring bars against the training pieces, and a batch of loops' seams.
 
-One batch of 16 tracks against as many held-back pieces reads +-0.1 on the classifier from seed to seed, so
-each model makes one batch per ``--seeds`` (three by default) and the summary's mean is what the target is
-judged on.
+One batch of 16 against 16 reads +-0.1 from seed to seed, so each row is judged on its mean over
+``--seeds`` (three by default).
 
-Run: ``.venv/bin/python bench/quality.py [--styles chorales fiddle] [--tracks 16] [--init base scratch]
-[--seeds 1 2 3]`` (about 10 minutes per style and initialisation to train on 2 cores, and 1.5 minutes per
-seed; renders and transcriptions are cached; ``--home DIR`` keeps the trained models and reuses them, to
-compare generation settings alone).
+Run: ``.venv/bin/python bench/quality.py [--styles chorales fiddle madrigals] [--rows plain full ...]
+[--seeds 1 2 3] [--home DIR] [--json FILE]`` (about 10 minutes to train a style on 2 cores, a minute a
+batch; renders and transcriptions are cached in ``bench/.cache``; ``--home DIR`` keeps the trained models
+and reuses them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -52,35 +43,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.judges import TARGETS, judge  # noqa: E402
 from db.catalogue import open_catalogue  # noqa: E402
 from db.home import Home  # noqa: E402
 from db.models import Playlist, PlaylistEntry, Source, SourceState, Transcription  # noqa: E402
 from generate.audio import decoded_mono  # noqa: E402
 from generate.batch import GenerateSettings, GenerationError, generate_batch  # noqa: E402
+from generate.finish import Finishing  # noqa: E402
 from train.base import bench_pieces  # noqa: E402
-from train.reference import FEATURES  # noqa: E402
 from train.structure import recurring_bar_share  # noqa: E402
-from train.tokens import GridPiece, TokenizerConfig, key_of, quantise  # noqa: E402
+from train.tokens import GridPiece, TokenizerConfig, quantise  # noqa: E402
 from transcribe.beats import BeatGrid, grid_from_midi  # noqa: E402
 from transcribe.midi import read_midi, write_midi  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "quality"
-TEMPOS = {"chorales": (66, 72, 80, 88, 96, 76, 84, 92), "fiddle": (104, 112, 120, 96, 108, 116)}
+TEMPOS = {
+    "chorales": (66, 72, 80, 88, 96, 76, 84, 92),
+    "fiddle": (104, 112, 120, 96, 108, 116),
+    "madrigals": (72, 80, 88, 96, 76, 84),
+}
 CONFIG = TokenizerConfig()
-STYLE_FEATURES = (
-    "pitch_range",
-    "pitch_count",
-    "pitch_class_entropy",
-    "scale_consistency",
-    "top_mean_interval",
-    "top_leap_share",
-    "polyphony",
-    "onsets_per_second",
-    "ioi_variation",
-    "median_note_seconds",
-    "self_similarity",
-)
-MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+STEPS = Finishing.steps()
+# The plain model, then each step added in the chain's order; "full" is every step (the default a user gets).
+ROWS = {"plain": (), **{f"+{step}": STEPS[: i + 1] for i, step in enumerate(STEPS[:-1])}, "full": STEPS}
+Pieces = list[tuple[GridPiece, float]]
 
 
 def transcribed(style: str, names: list[str]) -> list[tuple[str, Path, BeatGrid, float]]:
@@ -111,6 +97,10 @@ def transcribed(style: str, names: list[str]) -> list[tuple[str, Path, BeatGrid,
     return out
 
 
+def on_grid(pieces: list[tuple[str, Path, BeatGrid, float]]) -> Pieces:
+    return [(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in pieces]
+
+
 def catalogue_of(home: Home, style: str, pieces: list[tuple[str, Path, BeatGrid, float]]) -> None:
     """Accepted sources for the transcriptions, listed by one playlist of ``style``."""
     catalogue = open_catalogue(home)
@@ -131,68 +121,18 @@ def catalogue_of(home: Home, style: str, pieces: list[tuple[str, Path, BeatGrid,
             session.add(PlaylistEntry(playlist_id=playlist.id, source_id=source.id, position=position))
 
 
-def style_features(piece: GridPiece, bpm: float) -> np.ndarray:
-    """The per-piece features the classifier reads (see the module docstring)."""
-    seconds = 60.0 / bpm / CONFIG.steps_per_beat
-    notes = sorted(piece.notes)
-    pitches = np.array([n.pitch for n in notes])
-    histogram = np.bincount(pitches % 12, minlength=12) / len(pitches)
-    nonzero = histogram[histogram > 0]
-    scale = max(histogram[(MAJOR + tonic) % 12].sum() for tonic in range(12))
-    tops: dict[int, int] = {}
-    for n in notes:
-        tops[n.step] = max(tops.get(n.step, 0), n.pitch)
-    onsets = sorted(tops)
-    intervals = np.abs(np.diff([tops[s] for s in onsets])) if len(onsets) > 1 else np.zeros(1)
-    end = max(n.step + n.steps for n in notes)
-    sounding = np.zeros(end + 1)
-    for n in notes:
-        sounding[n.step : n.step + n.steps] += 1
-    iois = np.diff(onsets) if len(onsets) > 1 else np.ones(1)
-    bar = piece.bar_steps(CONFIG)
-    bars: dict[int, set[tuple[int, int]]] = defaultdict(set)
-    for n in notes:
-        bars[n.step // bar].add((n.step % bar, n.pitch % 12))
-    recurring = 0
-    ordered = [bars[k] for k in sorted(bars)]
-    for i, current in enumerate(ordered):
-        if any(len(current & other) / max(len(current | other), 1) >= 0.75 for other in ordered[:i]):
-            recurring += 1
-    return np.array(
-        [
-            pitches.max() - pitches.min(),
-            len(set(pitches.tolist())),
-            float(-(nonzero * np.log2(nonzero)).sum()),
-            scale,
-            float(intervals.mean()),
-            float((intervals > 4).mean()),
-            float(sounding[sounding > 0].mean()),
-            len(onsets) / (end * seconds),
-            float(iois.std() / iois.mean()),
-            float(np.median([n.steps for n in notes]) * seconds),
-            recurring / max(len(ordered), 1),
-        ]
-    )
+KEY_TONICS = {name: pc for pc, name in enumerate(("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"))}
 
 
-def two_sample_accuracy(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Leave-one-out accuracy of a standardised logistic regression telling set ``a`` from set ``b`` (equal sizes)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import LeaveOneOut, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    n = min(len(a), len(b))
-    x = np.array(a[:n] + b[:n])
-    y = np.array([1] * n + [0] * n)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(cross_val_score(model, x, y, cv=LeaveOneOut()).mean())
-
-
-def ends_on_tonic(piece: GridPiece) -> bool:
-    """Whether the notes struck at the piece's last onset hold the tonic of the piece's key."""
+def final_chord_holds(piece: GridPiece, key: str) -> bool:
+    """Whether the notes struck at the piece's last onset hold the tonic of ``key`` (as the manifest names it),
+    and, where they hold a third above it, the third of its mode."""
+    tonic_name, mode = key.split()
+    tonic = KEY_TONICS[tonic_name]
     last = max(n.step for n in piece.notes)
-    return key_of(piece) % 12 in {n.pitch % 12 for n in piece.notes if n.step == last}
+    classes = {(n.pitch - tonic) % 12 for n in piece.notes if n.step == last}
+    wrong_third = 4 if mode == "minor" else 3
+    return 0 in classes and wrong_third not in classes
 
 
 def length_error_bars(folder: Path, minutes: float) -> list[float]:
@@ -206,244 +146,175 @@ def length_error_bars(folder: Path, minutes: float) -> list[float]:
     return errors
 
 
-def batch_pieces(folder: Path) -> list[tuple[GridPiece, float]]:
-    """The batch's tracks as written (their MIDI, on its own tempo grid), with their tempos."""
+def batch_pieces(folder: Path) -> tuple[Pieces, list[str]]:
+    """The batch's tracks as written (their MIDI, on its own tempo grid), with their tempos, and their keys."""
     manifest = json.loads((folder / "manifest.json").read_text())
     out = []
     for track in manifest["tracks"]:
         path = folder / track["midi"]
         out.append((quantise(read_midi(path), grid_from_midi(str(path)), CONFIG), float(track["tempo"])))
-    return out
+    return out, [t["key"] for t in manifest["tracks"]]
 
 
-def save_comparison(generated: GridPiece, generated_bpm: float, real: GridPiece, real_bpm: float, path: Path) -> None:
-    """A generated track's first 30 s above a held-back real piece's, as piano rolls, in one picture."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 1, figsize=(12, 6), dpi=80, sharex=True)
-    for ax, piece, bpm, label in ((axes[0], generated, generated_bpm, "generated"), (axes[1], real, real_bpm, "real")):
-        for n in piece.seconds(bpm, CONFIG):
-            if n.start < 30:
-                ax.broken_barh([(n.start, n.duration)], (n.pitch - 0.4, 0.8), facecolors="tab:blue")
-        bar = 60.0 / bpm * piece.meter
-        for x in np.arange(0, 30, bar):
-            ax.axvline(x, color="0.85", linewidth=0.8, zorder=0)
-        ax.set_ylabel("MIDI pitch")
-        ax.set_title(f"{label} ({bpm:.0f} bpm, {piece.meter} beats a bar; grey lines: bars)")
-    axes[1].set_xlabel("seconds")
-    axes[1].set_xlim(0, 30)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def form_checks(
+    catalogue: Any, home: Home, folder: Path, tracks: Pieces, keys: list[str], train: Pieces, args: argparse.Namespace,
+    seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The full chain's form: keys and endings, lengths, recurrence, and a batch of loops' seams."""
+    holds = [final_chord_holds(piece, key) for (piece, _), key in zip(tracks, keys, strict=True)]
+    form: dict[str, Any] = {
+        "final_chord_holds_key": float(np.mean(holds)),
+        "length_error_bars": max(length_error_bars(folder, args.minutes)),
+        "recurring_bars": float(np.mean([recurring_bar_share(p, CONFIG) for p, _ in tracks])),
+        "recurring_bars_training": float(np.mean([recurring_bar_share(p, CONFIG) for p, _ in train])),
+    }  # fmt: skip
+    loops = generate_batch(
+        catalogue.sessions, home.batches_dir, GenerateSettings(count=4, minutes=args.minutes, seed=seed, loop=True)
+    )
+    seams = [t["loop_seam"] for t in json.loads((loops.folder / "manifest.json").read_text())["tracks"]]
+    form["loop_seam"] = {k: max(s[k] for s in seams) for k in seams[0]}
+    return form
 
 
-def compare_kept(keep: Path, out: Path) -> None:
-    """Pictures from batches kept by an earlier run (``--keep``): each style's first track beside a real piece."""
-    for folder in sorted(keep.iterdir()):
-        if not (folder / "manifest.json").is_file():
-            continue
-        style = folder.name.split("-")[0]
-        (track, bpm), *_ = batch_pieces(folder)
-        _, midi, grid, tempo = transcribed(style, bench_pieces()[style]["reference"][:1])[0]
-        save_comparison(
-            track, bpm, quantise(read_midi(midi), grid, CONFIG), tempo, out / f"pianoroll-{folder.name}.png"
-        )
-        print(out / f"pianoroll-{folder.name}.png")
-
-
-def run_style(style: str, init: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Train (or reuse, with ``--home``) the style's model once, then one batch per seed: a result each."""
+def run_style(style: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train (or reuse, with ``--home``) the style's model once, then one batch per row and seed: a result each."""
     from train.training import TrainSettings, train_from_catalogue
 
     sides = bench_pieces()[style]
-    train = transcribed(style, sides["train"])
-    reference = transcribed(style, sides["reference"])
-    real = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in reference]
-    seen = [style_features(quantise(read_midi(midi), grid, CONFIG), tempo) for _, midi, grid, tempo in train]
-    recurring_training = float(
-        np.mean([recurring_bar_share(quantise(read_midi(midi), grid, CONFIG), CONFIG) for _, midi, grid, _ in train])
-    )
+    train_raw = transcribed(style, sides["train"])
+    train, held_back = on_grid(train_raw), on_grid(transcribed(style, sides["reference"]))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.home) / f"{style}-{init}" if args.home else Path(tmp)
+        root = Path(args.home) / style if args.home else Path(tmp)
         trained = root / "bench-training.json"  # written once the model is trained, with its metrics
         home = Home.at(root).ensure()
-        if trained.is_file():  # --home: the model trained by an earlier run, to compare generation settings
+        if trained.is_file():  # --home: the model trained by an earlier run
             catalogue = open_catalogue(home)
             metrics, trained_in = (json.loads(trained.read_text())[k] for k in ("metrics", "seconds"))
         else:
-            catalogue_of(home, style, train)
+            catalogue_of(home, style, train_raw)
             catalogue = open_catalogue(home)
-            settings = TrainSettings(
-                epochs=args.epochs, prototype_epochs=args.baseline_epochs, prototype_seconds=600.0,
-                base_below=10_000 if init == "base" else 0, stride=args.stride,
-            )  # fmt: skip
+            settings = TrainSettings(epochs=args.epochs, prototype_epochs=args.baseline_epochs,
+                                     prototype_seconds=600.0, base_below=10_000, stride=args.stride)  # fmt: skip
             started = time.perf_counter()
             outcome = train_from_catalogue(catalogue.sessions, home.models_dir, settings, tokens_dir=home.tokens_dir)
             trained_in = time.perf_counter() - started
             metrics = outcome.metrics or {}
             trained.write_text(json.dumps({"metrics": metrics, "seconds": trained_in}))
         about = {
-            "style": style, "init": init, "train_pieces": len(train), "reference_pieces": len(reference),
+            "style": style, "train_pieces": len(train), "reference_pieces": len(held_back),
             "nll_per_note": metrics.get("nll_per_note"), "epochs": metrics.get("epochs"),
             "baselines": {k: v["nll_per_note"] for k, v in metrics.get("baselines", {}).items()},
             "train_seconds": round(trained_in),
         }  # fmt: skip
-        for seed in args.seeds:
-            started = time.perf_counter()
-            try:
-                batch = generate_batch(
-                    catalogue.sessions, home.batches_dir,
-                    GenerateSettings(
-                        count=args.tracks, minutes=args.minutes, seed=seed, temperature=args.temperature,
-                        top_p=args.top_p, candidates=args.candidates,
-                    ),
-                )  # fmt: skip
-            except GenerationError as error:  # a model that writes nothing usable is a result too
-                results.append({**about, "seed": seed, "failed": str(error)})
-                continue
-            generated_in = time.perf_counter() - started
-            manifest = json.loads((batch.folder / "manifest.json").read_text())
-            tracks = batch_pieces(batch.folder)
-            generated = [style_features(piece, bpm) for piece, bpm in tracks]
-            form = {
-                "ends_on_tonic": float(np.mean([ends_on_tonic(piece) for piece, _ in tracks])),
-                "length_error_bars": max(length_error_bars(batch.folder, args.minutes)),
-                "recurring_bars": float(np.mean([recurring_bar_share(piece, CONFIG) for piece, _ in tracks])),
-                "recurring_bars_training": recurring_training,
-                "plans": sorted({t["form"]["plan"] for t in manifest["tracks"]}),
-            }
-            loops = generate_batch(
-                catalogue.sessions, home.batches_dir,
-                GenerateSettings(count=4, minutes=args.minutes, seed=seed, temperature=args.temperature,
-                                 top_p=args.top_p, loop=True, candidates=args.candidates),
-            )  # fmt: skip
-            seams = [t["loop_seam"] for t in json.loads((loops.folder / "manifest.json").read_text())["tracks"]]
-            form["loop_seam"] = {k: max(s[k] for s in seams) for k in seams[0]}
-            if args.keep:
-                import shutil
-
-                shutil.copytree(batch.folder, Path(args.keep) / f"{style}-{init}-seed{seed}", dirs_exist_ok=True)
-            results.append({
-                **about,
-                "seed": seed,
-                "tracks": len(generated),
-                "accuracy": two_sample_accuracy(generated, real),
-                "control": two_sample_accuracy(seen, real),
-                "means": {
-                    "generated": dict(zip(STYLE_FEATURES, np.mean(generated, axis=0).round(3).tolist(), strict=True)),
-                    "real": dict(zip(STYLE_FEATURES, np.mean(real, axis=0).round(3).tolist(), strict=True)),
-                },
-                "overlaps": {name: manifest["quality"][name]["overlap"] for name in FEATURES},
-                "longest_copy": manifest["longest_copy"],
-                "rejected": manifest["rejected"],
-                "form": form,
-                "generate_seconds": round(generated_in),
-            })  # fmt: skip
+        for row in args.rows:
+            steps = Finishing.of(ROWS[row])
+            for seed in args.seeds:
+                started = time.perf_counter()
+                settings = GenerateSettings(count=args.tracks, minutes=args.minutes, seed=seed, finishing=steps)
+                try:
+                    batch = generate_batch(catalogue.sessions, home.batches_dir, settings)
+                except GenerationError as error:  # a model that writes nothing usable is a result too
+                    results.append({**about, "row": row, "seed": seed, "failed": str(error)})
+                    continue
+                seconds = time.perf_counter() - started
+                tracks, keys = batch_pieces(batch.folder)
+                verdict = judge(tracks, train, held_back)
+                manifest = json.loads((batch.folder / "manifest.json").read_text())
+                result = {
+                    **about, "row": row, "steps": steps.on(), "seed": seed, "tracks": len(tracks),
+                    "verdict": verdict.to_dict(), "generate_seconds": round(seconds, 1),
+                    "longest_copy": manifest["longest_copy"], "rejected": manifest["rejected"],
+                }  # fmt: skip
+                if row == "full":
+                    result["form"] = form_checks(catalogue, home, batch.folder, tracks, keys, train, args, seed)
+                results.append(result)
+                print(one_line(result), flush=True)
     return results
 
 
-def report(r: dict[str, Any]) -> None:
-    """One batch's figures, printed."""
-    how = "fine-tuned from the base model" if r["init"] == "base" else "trained from scratch"
-    baselines = ", ".join(f"{k} {v:.3f}" for k, v in r["baselines"].items())
-    if "failed" in r:
-        print(
-            f"\n== {r['style']}, {how}, seed {r['seed']}: {r['train_pieces']} pieces to train on (trained "
-            f"{r['epochs']} epochs in {r['train_seconds']} s)\n  NLL per note: model {r['nll_per_note']:.3f}; "
-            f"{baselines}\n  no batch: {r['failed']}"
-        )
-        return
-    print(
-        f"\n== {r['style']}, {how}, seed {r['seed']}: {r['train_pieces']} pieces to train on, "
-        f"{r['reference_pieces']} held back, {r['tracks']} tracks "
-        f"(trained {r['epochs']} epochs in {r['train_seconds']} s, batch in {r['generate_seconds']} s)"
+def one_line(r: dict[str, Any]) -> str:
+    v = r["verdict"]
+    return (
+        f"  {r['style']:<9} {r['row']:<9} seed {r['seed']}: distribution {v['distribution']:.2f} "
+        f"(control {v['distribution_control']:.2f}), discriminator {v['discriminator']:.2f} "
+        f"({v['discriminator_control']:.2f}), targets {v['targets']:.2f} ({v['targets_control']:.2f}), "
+        f"spread {v['spread']:.2f}, {r['generate_seconds']:.0f} s"
     )
-    print(f"  classifier two-sample accuracy, batch vs held-back: {r['accuracy']:.2f}   (target <= 0.65)")
-    print(f"  control, training pieces vs held-back:             {r['control']:.2f}")
-    print(f"  NLL per note: model {r['nll_per_note']:.3f}; {baselines}")
-    overlaps = ", ".join(f"{k} {v:.2f}" for k, v in r["overlaps"].items())
-    print(f"  overlap areas (target >= 0.7): {overlaps}")
-    print(f"  longest copied span: {r['longest_copy']} onsets (target < 12); rejected {r['rejected'] or 'none'}")
-    f = r["form"]
-    seam = f["loop_seam"]
-    print(
-        f"  form: final chord holds the tonic in {f['ends_on_tonic']:.0%} of tracks (target 100%); "
-        f"length error at most {f['length_error_bars']:.2f} bars (target <= 1)"
-    )
-    print(
-        f"  recurring bars: batch {f['recurring_bars']:.2f}, training pieces "
-        f"{f['recurring_bars_training']:.2f} (target within 25%); plans {', '.join(f['plans'])}"
-    )
-    print(
-        f"  loop seams (worst of 4): RMS jump {seam['rms_ratio']:.2f}x the median frame jump (target <= 2), "
-        f"{seam['bar_line_ratio']:.2f}x the bar lines' jumps, sample step {seam['click_ratio']:.2f}x "
-        f"the 99.9th percentile and {seam.get('bar_line_step_ratio', float('nan')):.2f}x the downbeats' "
-        f"steepest step, silence at the seam {seam.get('gap_seconds', float('nan')):.2f} s"
-    )
-    gen, real = r["means"]["generated"], r["means"]["real"]
-    print("  feature means, batch / held-back: " + ", ".join(f"{k} {gen[k]}/{real[k]}" for k in gen))
 
 
-def summary(results: list[dict[str, Any]]) -> list[str]:
-    """Per style and initialisation, the classifier's accuracy and the recurring bars over the seeds: one
-    batch of 16 reads +-0.1, so the target is judged on the mean."""
-    lines = []
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+def table(results: list[dict[str, Any]]) -> list[str]:
+    """Per style, the judge table: one line per row, each judge's mean over the seeds, the controls, the NLLs."""
+    lines: list[str] = []
+    by_style: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
-        if "failed" not in r and not math.isnan(r["accuracy"]):
-            groups[(r["style"], r["init"])].append(r)
-    for (style, init), rs in groups.items():
-        accuracies = [r["accuracy"] for r in rs]
-        recurring = [r["form"]["recurring_bars"] for r in rs]
-        training = rs[0]["form"]["recurring_bars_training"]
+        if "failed" not in r:
+            by_style[r["style"]].append(r)
+    for style, rs in by_style.items():
+        first = rs[0]
+        baselines = ", ".join(f"{k} {v:.3f}" for k, v in first["baselines"].items())
+        lines += [
+            "",
+            f"### {style}: {first['train_pieces']} pieces to train on, {first['reference_pieces']} held back, "
+            f"seeds {', '.join(str(s) for s in sorted({r['seed'] for r in rs}))}",
+            f"NLL per note on held-out notes: model {first['nll_per_note']:.3f}; {baselines}",
+            "",
+            "| row | distribution test | discriminator | target classifier | spread | batch (s) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rs:
+            rows[r["row"]].append(r)
+        for name, group in rows.items():
+            mean = {k: float(np.mean([g["verdict"][k] for g in group])) for k in group[0]["verdict"] if
+                    isinstance(group[0]["verdict"][k], float)}  # fmt: skip
+            seconds = np.mean([g["generate_seconds"] for g in group])
+            lines.append(
+                f"| {name} | {mean['distribution']:.2f} | {mean['discriminator']:.2f} | {mean['targets']:.2f} | "
+                f"{mean['spread']:.2f} | {seconds:.0f} |"
+            )
+        controls = {k: np.mean([r["verdict"][f"{k}_control"] for r in rs]) for k in ("distribution",
+                    "discriminator", "targets")}  # fmt: skip
         lines.append(
-            f"{style} ({init}): classifier accuracy mean {np.mean(accuracies):.2f} over {len(rs)} seeds "
-            f"({', '.join(f'{a:.2f}' for a in accuracies)}; target <= 0.65), control {rs[0]['control']:.2f}; "
-            f"recurring bars mean {np.mean(recurring):.2f} (training pieces {training:.2f})"
+            f"| control (training vs held back) | {controls['distribution']:.2f} | {controls['discriminator']:.2f} "
+            f"| {controls['targets']:.2f} | 1.00 | - |"
         )
+        forms = [r["form"] for r in rs if "form" in r]
+        if forms:
+            lines.append(
+                f"\nFull chain: final chord holds the manifest's key in "
+                f"{np.mean([f['final_chord_holds_key'] for f in forms]):.0%} of tracks; length error at most "
+                f"{max(f['length_error_bars'] for f in forms):.2f} bars; recurring bars "
+                f"{np.mean([f['recurring_bars'] for f in forms]):.2f} "
+                f"(training {forms[0]['recurring_bars_training']:.2f}); "
+                f"loop seams at most {max(f['loop_seam']['bar_line_step_ratio'] for f in forms):.2f}x the downbeats' "
+                f"steepest step, {max(f['loop_seam']['gap_seconds'] for f in forms):.2f} s silent"
+            )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--styles", nargs="+", default=["chorales", "fiddle"])
-    parser.add_argument("--init", nargs="+", default=["base", "scratch"], choices=["base", "scratch"])
+    parser.add_argument("--styles", nargs="+", default=["chorales", "fiddle", "madrigals"])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--tracks", type=int, default=16)
     parser.add_argument("--minutes", type=float, default=0.75)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--stride", type=int, default=48)
     parser.add_argument("--baseline-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="one batch per seed")
-    parser.add_argument("--temperature", type=float, default=GenerateSettings.temperature)
-    parser.add_argument("--top-p", type=float, default=GenerateSettings.top_p)
-    parser.add_argument("--candidates", type=int, default=GenerateSettings.candidates, help="drafts per track")
-    parser.add_argument("--keep", help="copy each batch into this folder")
-    parser.add_argument(
-        "--home", help="keep each style's catalogue and model here and reuse them (generation settings compared alone)"
-    )
+    parser.add_argument("--home", help="keep each style's catalogue and model here and reuse them")
     parser.add_argument("--json", help="write the results here too")
-    parser.add_argument("--pictures", type=Path, help="only draw piano rolls of the batches kept in --keep, here")
     args = parser.parse_args()
-    if args.pictures:
-        args.pictures.mkdir(parents=True, exist_ok=True)
-        compare_kept(Path(args.keep), args.pictures)
-        return
-
+    print("Targets (aimed at by generation, so never judges):")
+    for feature, where in TARGETS.items():
+        print(f"  {feature}: {where}")
     results = []
     for style in args.styles:
-        for init in args.init:
-            for result in run_style(style, init, args):
-                results.append(result)
-                report(result)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    print()
-    for line in summary(results):
-        print(line)
+        results += run_style(style, args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+    print("\n".join(table(results)))
 
 
 if __name__ == "__main__":

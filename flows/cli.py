@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -325,7 +326,7 @@ def _nats(metrics: dict[str, Any]) -> str:
 
 def _share(metrics: dict[str, Any]) -> str:
     value = metrics.get("val_accuracy")
-    return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+    return f"{value:.2f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
 
 @app.command()

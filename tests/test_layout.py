@@ -87,3 +87,13 @@ def test_every_variable_the_code_reads_is_in_the_readme_table() -> None:
         r"TUNESMITH_[A-Z_]+", line.split("|")[1])}  # fmt: skip
     assert read <= table, f"not in the README's table: {sorted(read - table)}"
     assert table - read <= {"TUNESMITH_TEST_POSTGRES_URL"}, f"in the table, read nowhere: {sorted(table - read)}"
+
+
+def test_no_generation_code_imports_a_judge() -> None:
+    """The judges (bench/judges.py) stay apart from what they judge: nothing in train/ or generate/ reads them."""
+    for package in ("train", "generate"):
+        for path in sorted((ROOT / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                assert not any(n.split(".")[0] == "bench" or "judges" in n for n in names), f"{path} imports {names}"

@@ -7,6 +7,8 @@ tokenizers differ, since they encode the same pieces' notes):
 
 - the pipeline's LSTM, reading the stream in windows of its training length;
 - a unigram model: add-one-smoothed token frequencies of the training stream;
+- a 4-gram model with interpolated Kneser-Ney smoothing over the training stream's ids (``ngram_score``),
+  the classic count-based model the network has to beat to show it learned more than local habits;
 - the earlier prototype's architecture: token indices scaled to [0, 1] as a single float input,
   100-token windows, LSTM 512 -> dropout -> LSTM 256 -> dense -> softmax, one prediction per window.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,3 +169,63 @@ def prototype_score(
     accuracy = float((probs.argmax(-1) == val_ids[targets]).mean())
     score = Score(float(-np.log(picked).mean()), accuracy, len(targets), count_notes(val_ids, note_ids))
     return score, {"epochs": len(history.history["loss"]), "windows": len(chosen), "seconds": round(seconds, 1)}
+
+
+NGRAM_ORDER = 4
+NGRAM_DISCOUNT = 0.75  # Kneser and Ney's absolute discount
+NGRAM_MAX_TOKENS = 2_000_000  # the training ids counted at most (a large catalogue's stream is sampled from its start)
+
+
+class KneserNey:
+    """An interpolated Kneser-Ney n-gram model over ids (Chen & Goodman's formulation, one discount).
+
+    The highest order uses the counts of each n-gram; the lower orders the number of distinct ids that precede
+    them (continuation counts), down to an add-one unigram of continuation counts over the whole vocabulary.
+    """
+
+    def __init__(self, ids: np.ndarray, vocab_size: int, *, order: int = NGRAM_ORDER, discount: float = NGRAM_DISCOUNT):
+        self.order, self.discount, self.vocab_size = order, discount, vocab_size
+        seq = [int(i) for i in ids]
+        grams: list[Counter[tuple[int, ...]]] = [Counter() for _ in range(order + 1)]
+        top = grams[order]
+        for i in range(len(seq) - order + 1):
+            top[tuple(seq[i : i + order])] += 1
+        for n in range(order - 1, 0, -1):  # continuation counts: distinct ids before each (n)-gram
+            for gram in grams[n + 1]:
+                grams[n][gram[1:]] += 1
+        self.counts = grams
+        self.context_total: list[dict[tuple[int, ...], int]] = [defaultdict(int) for _ in range(order + 1)]
+        self.context_types: list[dict[tuple[int, ...], int]] = [defaultdict(int) for _ in range(order + 1)]
+        for n in range(1, order + 1):
+            for gram, count in grams[n].items():
+                self.context_total[n][gram[:-1]] += count
+                self.context_types[n][gram[:-1]] += 1
+
+    def probability(self, context: tuple[int, ...], token: int) -> float:
+        """P(token | the last ``order - 1`` ids of ``context``), interpolated down to the unigram."""
+        unigram_total = self.context_total[1][()]
+        p = (self.counts[1].get((token,), 0) + 1.0) / (unigram_total + self.vocab_size)
+        for n in range(2, self.order + 1):
+            if len(context) < n - 1:
+                break
+            history = context[len(context) - (n - 1) :]
+            total = self.context_total[n].get(history, 0)
+            if not total:
+                continue
+            count = self.counts[n].get((*history, token), 0)
+            backoff = self.discount * self.context_types[n][history] / total
+            p = max(count - self.discount, 0.0) / total + backoff * p
+        return p
+
+
+def ngram_score(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int, note_ids: np.ndarray) -> Score:
+    """A 4-gram Kneser-Ney model of ``train_ids``, scored on ``val_ids[1:]`` as the other scores are."""
+    model = KneserNey(np.asarray(train_ids)[:NGRAM_MAX_TOKENS], vocab_size)
+    seq = [int(i) for i in val_ids]
+    history = NGRAM_ORDER - 1
+    total = 0.0
+    for t in range(1, len(seq)):
+        total -= math.log(model.probability(tuple(seq[max(0, t - history) : t]), seq[t]))
+    targets = len(seq) - 1
+    # No accuracy: the most likely id at every position would take a probability for every id of the vocabulary.
+    return Score(total / max(targets, 1), float("nan"), targets, count_notes(val_ids, note_ids))

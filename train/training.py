@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import ModelVersion, Playlist, PlaylistEntry, Source, SourceState, Transcription
 from db.queries import current_model
 from train.base import BASE_NAME, base_model_folder
-from train.baselines import Score, model_score, prototype_score, unigram_score
+from train.baselines import NGRAM_MAX_TOKENS, Score, model_score, ngram_score, prototype_score, unigram_score
 from train.calibrate import calibrate
 from train.dataset import (
     DEFAULT_STYLE,
@@ -344,10 +344,12 @@ def fit(
             raise TrainingError(f"training diverged: validation loss {score.nll}")
         epochs = len(history.history["loss"])
         unigram = unigram_score(train_stream.counts(len(vocab)), val_stream.ids, notes)
+        counted = train_stream.windows(np.array([0]), min(len(train_stream), NGRAM_MAX_TOKENS))[0][0]
+        ngram = ngram_score(counted, val_stream.ids, len(vocab), notes)
         metrics: dict[str, Any] = {
             **score.to_dict(),
             "perplexity": round(math.exp(score.nll), 3),
-            "baselines": {"unigram": unigram.to_dict()},
+            "baselines": {"unigram": unigram.to_dict(), "4-gram": ngram.to_dict()},
             "epochs": epochs,
             "train_tokens": len(train_stream),
             "val_tokens": len(val_stream),

@@ -68,7 +68,7 @@ def test_submit_train_generate_pull(
     epochs = [(done, total) for name, done, total, note in reported if name == "training" and "validation loss" in note]
     assert epochs == [(n, 4) for n in range(1, trained["metrics"]["epochs"] + 1)]
     assert trained["trained"] and trained["promoted"] and trained["metrics"]["val_loss"] > 0
-    assert set(trained["metrics"]["baselines"]) == {"unigram", "prototype"}
+    assert set(trained["metrics"]["baselines"]) == {"unigram", "4-gram", "prototype"}
     assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
 
     from generate.batch import GenerationError
