@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 import time
 from typing import Any
@@ -10,10 +12,17 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+STRICT_JSON = functools.partial(json.dumps, allow_nan=False)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    JSON columns refuse NaN and infinities on every backend, as PostgreSQL's JSON type does, so a figure that
+    does not exist is written as ``null`` and SQLite catalogues cannot hold what PostgreSQL would refuse.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=STRICT_JSON)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -24,7 +33,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=STRICT_JSON)
 
 
 def _write_ahead_log(cursor: Any, *, seconds: float = 30.0) -> None:

@@ -40,14 +40,19 @@ class Score:
     def nll_per_note(self) -> float:
         return self.nll * self.targets / self.notes if self.notes else float("nan")
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-ready: a figure that does not exist (NaN) is ``None``, as PostgreSQL's JSON has no NaN."""
         return {
-            "val_loss": round(self.nll, 4),
-            "nll_per_note": round(self.nll_per_note, 4),
-            "val_accuracy": round(self.accuracy, 4),
+            "val_loss": _finite(self.nll),
+            "nll_per_note": _finite(self.nll_per_note),
+            "val_accuracy": _finite(self.accuracy),
             "targets": self.targets,
             "notes": self.notes,
         }
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def count_notes(ids: np.ndarray, note_ids: np.ndarray) -> int:

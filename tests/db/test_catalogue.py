@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from db.catalogue import Catalogue, open_catalogue
 from db.home import Home
 from db.migrate import HEAD, at_head, check, head_revision, upgrade
-from db.models import Playlist, Reason, Source, SourceState
+from db.models import ModelVersion, Playlist, Reason, Source, SourceState
 from db.session import make_engine
 from tests.databases import empty_postgres_database
 
@@ -47,6 +47,16 @@ def test_source_keys_are_unique(catalogue: Catalogue) -> None:
         session.add_all([Source(key="youtube:abc", url="u1"), Source(key="youtube:abc", url="u2")])
     with catalogue.sessions() as session:
         assert session.query(Source).count() == 0  # the failed transaction left nothing behind
+
+
+def test_json_columns_refuse_nan_on_every_backend(catalogue: Catalogue) -> None:
+    # PostgreSQL's JSON type has no NaN; SQLite's would take it, so a catalogue tried only on SQLite would hide it
+    with pytest.raises((ValueError, StatementError), match="JSON compliant"), catalogue.sessions.begin() as session:
+        session.add(ModelVersion(path="m", config={}, metrics={"val_accuracy": float("nan")}))
+    with catalogue.sessions.begin() as session:
+        session.add(ModelVersion(path="m", config={}, metrics={"val_accuracy": None}))
+    with catalogue.sessions() as session:
+        assert session.query(ModelVersion).one().metrics == {"val_accuracy": None}
 
 
 def test_database_url_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
