@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-
 STRICT_JSON = functools.partial(json.dumps, allow_nan=False)
 
 
