@@ -1,13 +1,13 @@
 """Quality benchmark: can a batch be told from its playlist, by judges it does not aim at? With ablation rows.
 
 For each style (Bach chorales; O'Neill's fiddle tunes; Monteverdi's madrigals, a style no setting was tuned
-on) the bench takes 20 pieces to train on and 20 held back (``train.base.bench_pieces``: none of them in
+on) the bench takes 20 pieces to train on and 20 held back, alternating (``train.base.bench_pieces``: none in
 the base model), renders every one to a piano MP3 with FluidSynth and transcribes it with the pipeline's
 own transcription (basic-pitch, tracked beat grid), exactly as a playlist would arrive. The 20 become a
 catalogue's accepted pieces and ``train_from_catalogue`` fine-tunes the shipped base model on them (once
 per style). Then, from that one model, one batch per seed for each **row**: the plain model (every
-finishing step off: the LSTM's own samples, one draft a track) and then each finishing step added in the
-chain's order (``generate.finish``), the last row being the full chain a user gets.
+finishing step off: the LSTM's own samples, one draft a track) and then each step of the default chain added in
+its order (``generate.finish``), "full" being the chain a user gets; each step it leaves off is tried on top.
 
 Every batch is judged by ``bench/judges.py`` against the held-back pieces, beside each judge's control
 (the training pieces against the same held-back pieces, at the same sizes): the distribution test (the
@@ -63,9 +63,15 @@ TEMPOS = {
     "madrigals": (72, 80, 88, 96, 76, 84),
 }
 CONFIG = TokenizerConfig()
-STEPS = Finishing.steps()
-# The plain model, then each step added in the chain's order; "full" is every step (the default a user gets).
-ROWS = {"plain": (), **{f"+{step}": STEPS[: i + 1] for i, step in enumerate(STEPS[:-1])}, "full": STEPS}
+DEFAULT = tuple(Finishing().on())
+# The plain model, then each default step added in the chain's order; "full" is the default chain a user gets,
+# and each step the default leaves off is tried on top of it.
+ROWS = {
+    "plain": (),
+    **{f"+{step}": DEFAULT[: i + 1] for i, step in enumerate(DEFAULT[:-1])},
+    "full": DEFAULT,
+    **{f"full +{step}": (*DEFAULT, step) for step in Finishing.steps() if step not in DEFAULT},
+}
 Pieces = list[tuple[GridPiece, float]]
 
 

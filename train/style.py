@@ -5,7 +5,7 @@ The record holds, for at most ``STYLE_SAMPLE`` of the style's pieces, each piece
 (:class:`PieceMeasures`: its opening meter and key, register, tempo, share of recurring bars and
 profile features), so a track is drawn from one piece of its playlist and aims where that piece sits,
 not at the style's mean; and the style's summaries (its profile, how often its top lines leap an
-octave or repeat a note, its drums, its sound, the sampler's calibrated lift).
+octave or repeat a note, its drums, its sound, the sampler's calibrated lift, its chord vocabulary).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from train.chords import chord_vocabulary
 from train.profile import PROFILE_FEATURES, StyleProfile, profile_features, style_profile
 from train.structure import STYLE_SAMPLE, drawn, recurring_bar_share, repeat_share, wide_leap_share
 from train.tokens import GridPiece, TokenizerConfig, decode, token_register
@@ -55,6 +56,7 @@ class StyleRecord:
     groove: dict[str, Any] | None = None  # its drums (transcribe.groove), when its sources have percussion
     sound: dict[str, float] | None = None  # its sources' median spectral centroid and percussive share
     lift: dict[str, float] = field(default_factory=dict)  # the sampler's calibrated knobs (train.calibrate)
+    chords: dict[str, float] = field(default_factory=dict)  # share of its spans per chord quality (train.chords)
 
     @property
     def tempos(self) -> list[float]:
@@ -80,6 +82,7 @@ class StyleRecord:
             "groove": self.groove,
             "sound": self.sound,
             "lift": dict(self.lift),
+            "chords": dict(self.chords),
         }
 
     @classmethod
@@ -94,6 +97,7 @@ class StyleRecord:
             groove=data.get("groove"),
             sound=data.get("sound"),
             lift={k: float(v) for k, v in (data.get("lift") or {}).items()},
+            chords={k: float(v) for k, v in (data.get("chords") or {}).items()},
         )
 
 
@@ -132,6 +136,7 @@ def measure_style(
         repeats=round(sum(repeat_share(g) for g in grids) / count, 4),
         groove=groove,
         sound=sound,
+        chords=chord_vocabulary(grids, config),
     )
 
 

@@ -105,9 +105,9 @@ def test_submit_train_generate_pull(
     assert len(record["pieces"]) == 3 and all(low < high for low, high in (p["register"] for p in record["pieces"]))
     assert all(0 <= p["recurrence"] < 1 and len(p["features"]) == 10 for p in record["pieces"])  # one per piece
     assert set(trained["metrics"]["calibration"]) == {"end-to-end"}
-    assert manifest["drafts"] >= 2 * manifest["settings"]["candidates"] > 2  # several drafts for each track
+    assert manifest["drafts"] >= len(manifest["tracks"])  # one draft a track, more where the guards refused one
     assert all(track["aim_distance"] >= 0 and track["aim"]["head"] for track in manifest["tracks"])
-    assert manifest["finishing"] == list(Finishing.steps())  # every step, by default
+    assert manifest["finishing"] == Finishing().on()  # the default chain, recorded
     for track in manifest["tracks"]:
         bar = 60.0 * track["meter"] / track["tempo"]
         assert abs(track["duration"] - 30.0) <= bar and track["style"] == "end-to-end"  # to the bar

@@ -1,4 +1,4 @@
-"""Chords named from the sampled notes, and the inner voices and bass moved onto them."""
+"""Chords named from the sampled notes, of the style's own vocabulary, and the inner voices and bass moved onto them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections import Counter
 
 from music21 import corpus
 
-from generate.harmony import QUALITIES, recognise, revoiced
+from generate.harmony import revoiced
+from train.chords import QUALITIES, TRIADS, chord_vocabulary, in_use, recognise
 from train.scores import score_tokens
 from train.tokens import GridNote, GridPiece, TokenizerConfig, decode
 
@@ -44,7 +45,7 @@ def test_inner_voices_move_to_the_nearest_chord_tones_and_the_bass_to_roots_and_
         assert all(p % 12 in chord.tones for p in inner) and max(inner) < top and min(inner) > bass
         written = sorted((n.pitch for n in stray.notes if n.step == step), reverse=True)[1:-1]
         assert all(abs(a - b) <= 2 for a, b in zip(inner, written, strict=True))  # where the model put them
-        assert bass % 12 in (chord.root, (chord.root + QUALITIES[chord.quality][2]) % 12)
+        assert bass % 12 in (chord.root, chord.fifth)
     basses = [min(by_onset[s]) % 12 for s in sorted(by_onset)]
     assert basses == [0, 7, 9, 4]  # root, then the fifth while the chord lasts
 
@@ -78,3 +79,26 @@ def test_a_chorale_keeps_its_melody_rhythm_and_texture_and_its_chords_explain_it
     assert Counter(n.step for n in fixed.notes) == Counter(n.step for n in piece.notes) or len(
         fixed.notes
     ) >= 0.95 * len(piece.notes)
+
+
+def test_a_style_of_sevenths_keeps_them_and_a_style_of_bare_fifths_gets_no_thirds() -> None:
+    sevenths = _piece([[43, 65, 71, 74], [48, 64, 67, 70], [41, 63, 69, 72], [46, 62, 65, 68]])  # G7 C7 F7 Bb7
+    vocabulary = chord_vocabulary([sevenths], CONFIG)
+    assert in_use(vocabulary) == ("7",) and set(QUALITIES) >= set(vocabulary)
+    assert [c.name for c in recognise(sevenths, CONFIG, in_use(vocabulary))][:4] == ["G7", "C7", "F7", "Bb7"]
+    fixed = revoiced(sevenths, CONFIG, recognise(sevenths, CONFIG, in_use(vocabulary)))
+    assert {n.pitch % 12 for n in fixed.notes if n.step == 0} == {7, 11, 2, 5}  # the seventh stays
+    assert [c.quality for c in recognise(sevenths, CONFIG)][:4] != ["7"] * 4  # named as triads, it would go
+
+    fifths = _piece([[36, 43, 48, 55], [41, 48, 53, 60], [43, 50, 55, 62]])  # open fifths, no thirds anywhere
+    used = in_use(chord_vocabulary([fifths], CONFIG))
+    assert used == ("5",)
+    drifted = _piece([[36, 44, 47, 55], [41, 49, 52, 60], [43, 51, 54, 62]])  # inner voices off the fifths
+    fixed = revoiced(drifted, CONFIG, recognise(fifths, CONFIG, used))
+    for chord, step in zip(recognise(fifths, CONFIG, used), (0, 8, 16), strict=False):
+        assert {n.pitch % 12 for n in fixed.notes if n.step == step} <= set(chord.tones)  # no third is added
+
+
+def test_a_style_without_pieces_is_named_with_the_common_triads() -> None:
+    assert in_use({}) == TRIADS
+    assert in_use({"m7": 0.02, "": 0.01}) == ("m7",)  # none at IN_USE: its commonest
