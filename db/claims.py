@@ -83,3 +83,13 @@ def claim(
 def release(source: Source) -> None:
     """Clear ``source``'s claim (inside the transaction that records the outcome)."""
     source.claimed_by, source.claimed_at = None, None
+
+
+def release_mine(sessions: sessionmaker[Session]) -> int:
+    """Clear every claim this process holds (a command stopping before it recorded its outcomes); how many."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Source).where(Source.claimed_by == owner()).values(claimed_by=None, claimed_at=None),
+            execution_options={"synchronize_session": False},
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

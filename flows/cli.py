@@ -8,11 +8,14 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from db.home import Home
 from flows.env import configure_environment, route_logs
 from flows.progress import live
 
@@ -59,6 +62,36 @@ def _log_note(log_file: Path | None) -> None:
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _running_flows(home: Home) -> Iterator[Callable[[], None]]:
+    """For a command that runs flows in this process: a temporary Prefect server of its own unless a server is up
+    (started now, in the background), and SIGINT/SIGTERM ending the command cleanly (``flows.lifecycle``). Yields
+    ``ready()``, which waits for the server: call it before the first flow."""
+    from flows.lifecycle import ServerError, TemporaryServer, at_exit, stopping
+
+    server = None
+    if "PREFECT_API_URL" not in os.environ:
+        server = TemporaryServer(home.root / "logs" / "prefect-server.log").start()
+        os.environ["PREFECT_API_URL"] = server.api_url
+        at_exit(server.stop)  # registered before Prefect's own exit handlers, so it runs after they flush to it
+
+    def ready() -> None:
+        if server is not None:
+            try:
+                server.wait_ready(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
+            except ServerError as error:
+                _fail(str(error))
+
+    def release() -> None:
+        from db.catalogue import open_catalogue
+        from db.claims import release_mine
+
+        release_mine(open_catalogue(home).sessions)
+
+    with stopping(on_stop=release):
+        yield ready
 
 
 @app.command()
@@ -112,10 +145,12 @@ def submit(
         _print_json(submit_to_server(api, urls=urls, style=style, settings=settings.model_dump(), workers=workers))
         return
     log_file = route_logs(home)
-    from flows.pipeline import SubmitRequest, ingest_flow
+    with _running_flows(home) as ready:
+        from flows.pipeline import SubmitRequest, ingest_flow
 
-    with live():
-        result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
+        ready()
+        with live():
+            result = ingest_flow(SubmitRequest(urls=urls, style=style, settings=settings), workers=workers)
     _summary(
         "Submitted",
         [("downloaded", result.ingest.downloaded), *((f"rejected: {k}", v) for k, v in result.ingest.rejected.items())]
@@ -197,15 +232,18 @@ def train(
     ] = None,
 ) -> None:
     """Retrain the LSTM from the accepted pieces (does nothing, and says so, if none changed)."""
-    log_file = route_logs(configure_environment())
-    from flows.pipeline import retrain_flow
-    from train.training import TrainingError
+    home = configure_environment()
+    log_file = route_logs(home)
+    with _running_flows(home) as ready:
+        from flows.pipeline import retrain_flow
+        from train.training import TrainingError
 
-    try:
-        with live():
-            result = retrain_flow(force=force, licence=licence, **_given(epochs=epochs))
-    except TrainingError as error:
-        _fail(str(error))
+        ready()
+        try:
+            with live():
+                result = retrain_flow(force=force, licence=licence, **_given(epochs=epochs))
+        except TrainingError as error:
+            _fail(str(error))
     typer.echo(result["message"], err=True)
     _print_json(result)
     _log_note(log_file)
@@ -222,21 +260,24 @@ def generate(
     loop: Annotated[bool, typer.Option(help="tracks that repeat without a seam (no ending)")] = False,
 ) -> None:
     """Make a batch of tracks now with the current model, each --minutes long to the bar."""
-    log_file = route_logs(configure_environment())
-    from flows.pipeline import batch_flow
-    from generate.batch import GenerationError
+    home = configure_environment()
+    log_file = route_logs(home)
+    with _running_flows(home) as ready:
+        from flows.pipeline import batch_flow
+        from generate.batch import GenerationError
 
-    try:
-        with live():
-            result = batch_flow(
-                **_given(count=count, minutes=minutes, temperature=temperature),
-                seed=seed,
-                style=style,
-                prompt_midi=str(prompt.resolve()) if prompt else None,
-                loop=loop,
-            )
-    except GenerationError as error:
-        _fail(str(error))
+        ready()
+        try:
+            with live():
+                result = batch_flow(
+                    **_given(count=count, minutes=minutes, temperature=temperature),
+                    seed=seed,
+                    style=style,
+                    prompt_midi=str(prompt.resolve()) if prompt else None,
+                    loop=loop,
+                )
+        except GenerationError as error:
+            _fail(str(error))
     _print_json(result)
     _log_note(log_file)
 
@@ -376,10 +417,12 @@ def demo(
     """Run the whole pipeline offline on the built-in sample (Bach chorales served as a feed on 127.0.0.1)."""
     home = configure_environment()
     log_file = route_logs(home)
-    from flows.demo import run_demo
+    with _running_flows(home) as ready:
+        from flows.demo import run_demo
 
-    with live():
-        folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
+        ready()
+        with live():
+            folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
     _log_note(log_file)
     typer.echo(f"\nYour batch is ready: {folder} (open index.html in it)")
 

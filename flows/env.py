@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
@@ -12,6 +11,7 @@ from typing import IO
 
 from db.files import pid_alive
 from db.home import Home
+from flows.lifecycle import at_exit
 
 _held: list[IO[str]] = []  # the temporary-server lock, held for the life of the process
 
@@ -64,7 +64,7 @@ def prefect_home_for_temporary_server(shared: Path) -> Path:
         lock.close()
         private = shared / f"private-{os.getpid()}"
         private.mkdir(exist_ok=True)
-        atexit.register(shutil.rmtree, private, ignore_errors=True)  # runs after Prefect stops its server
+        at_exit(lambda: shutil.rmtree(private, ignore_errors=True))  # runs after the server has stopped
         return private
     _held.append(lock)
     return shared
@@ -75,6 +75,9 @@ class ExpectedErrors(logging.Filter):
     a missing model): the command prints that error as one line, and the log file keeps the traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Crash detected!") and ("signal" in message or "Stopped" in message):
+            return False  # a run the user stopped: the command says so in its own line
         error = record.exc_info[1] if record.exc_info else None
         if error is None:
             return True
@@ -118,6 +121,7 @@ def route_logs(home: Home) -> Path | None:
     config["root"]["handlers"] = [*config["root"].get("handlers", []), "file"]
     for package in OUR_PACKAGES:  # ours: INFO into the file too
         config["loggers"][package] = {"level": "INFO"}
+    config["loggers"]["tensorflow"] = {"level": "ERROR"}  # its retracing advice is for its developers, not ours
     verbose = os.environ.get("TUNESMITH_VERBOSE") == "1"
     if not verbose:
         config["handlers"]["console"]["level"] = "WARNING"

@@ -140,7 +140,10 @@ def transcribe(source_ids: list[int], workers: int) -> TranscribeResult:
     """Transcribe, analyse and judge the pieces across ``workers`` processes (one model each)."""
     cat, logger = catalogue(), get_run_logger()
     tracker = Progress(
-        "transcribe-pieces", f"Transcribing {len(source_ids)} pieces with {workers} worker(s)", stage="transcription"
+        "transcribe-pieces",
+        f"Transcribing {len(source_ids)} pieces with {workers} worker(s)",
+        stage="transcription",
+        total=len(source_ids),
     )
     started, heard = time.monotonic(), [0.0]  # audio seconds recorded so far, for the speed shown
 
@@ -159,12 +162,13 @@ class Progress:
     """A Prefect progress artifact (shown on the run's page in the UI), updated as work completes, and reported
     to this process's listeners (``flows.progress``: a live display when a person runs the command)."""
 
-    def __init__(self, key: str, description: str, *, stage: str) -> None:
+    def __init__(self, key: str, description: str, *, stage: str, total: int) -> None:
         artifact_id = create_progress_artifact(progress=0.0, key=key, description=description)
         assert isinstance(artifact_id, UUID)  # the sync API in a sync flow
         self.artifact_id = artifact_id
         self.stage = stage
         self._last = -1.0
+        report(stage, 0, total)  # the stage has begun: a command stopped now says so
 
     def update(self, done: int, total: int, note: str = "") -> None:
         report(self.stage, done, total, note)
@@ -228,7 +232,7 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
     logger.info("%d sources to download", len(pending))
     progress = Progress(
         "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)",
-        stage="downloads",
+        stage="downloads", total=len(pending),
     )  # fmt: skip
     results = []
     queue = iter(pending)  # a few downloads at once: each finished one makes room for the next
@@ -272,7 +276,10 @@ def fan_out_flow(source_ids: list[int]) -> TranscribeResult:
     """One ``transcribe-source`` task per piece on the flow's task runner (Dask when configured)."""
     futures = transcribe_one.map(source_ids)
     progress = Progress(
-        "transcribe-pieces", f"Transcribing {len(source_ids)} pieces on the task runner", stage="transcription"
+        "transcribe-pieces",
+        f"Transcribing {len(source_ids)} pieces on the task runner",
+        stage="transcription",
+        total=len(source_ids),
     )
     results = []
     for done, future in enumerate(futures, start=1):
