@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -91,7 +93,15 @@ def _running_flows(home: Home) -> Iterator[Callable[[], None]]:
         release_mine(open_catalogue(home).sessions)
 
     with stopping(on_stop=release):
-        yield ready
+        try:
+            yield ready
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = error.filename or home.root
+            with contextlib.suppress(Exception):  # a catalogue on that disk may refuse this too: the owner is gone soon
+                release()
+            _fail(f"no space left on the disk that holds {where}: free some space and run the same command again")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -70,17 +71,29 @@ def prefect_home_for_temporary_server(shared: Path) -> Path:
     return shared
 
 
+class LogFile(logging.FileHandler):
+    """The log file's handler: a line it cannot write (its disk is full) is dropped, not printed to the terminal
+    with a traceback as ``logging`` does; the command's own ``error:`` line says what went wrong."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 class ExpectedErrors(logging.Filter):
     """Drops Prefect's traceback for a run that failed with one of our expected errors (a user's mistake,
     a missing model): the command prints that error as one line, and the log file keeps the traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if "[Errno 28]" in message:
+            return False  # a full disk: the command says so in one line
         if message.startswith("Crash detected!") and ("signal" in message or "Stopped" in message):
             return False  # a run the user stopped: the command says so in its own line
         error = record.exc_info[1] if record.exc_info else None
         if error is None:
             return True
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return False  # a full disk: the command says so in one line
         module = type(error).__module__.split(".")[0]
         return not (module in OUR_PACKAGES and type(error).__name__.endswith("Error"))
 
@@ -113,7 +126,7 @@ def route_logs(home: Home) -> Path | None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     config["handlers"]["file"] = {
         "level": "INFO",
-        "class": "logging.FileHandler",
+        "class": "flows.env.LogFile",
         "formatter": "standard",
         "filename": str(log_file),
         "encoding": "utf-8",

@@ -7,6 +7,7 @@ a private temporary folder and moved into place only when complete.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import re
@@ -319,8 +320,12 @@ def _download_once(url: str, dest_stem: Path, settings: IngestSettings, expected
         final = dest_stem.with_suffix(files[0].suffix or ".audio")
         files[0].replace(final)
         return Download(path=final, info=ydl.sanitize_info(info))
-    except YtDlpDownloadError as error:
-        raise DownloadError(f"{url}: {_clean(error)}", reason=classify(str(error))) from error
+    except Exception as error:
+        if "[Errno 28]" in str(error):  # yt-dlp reports a full disk as its own error (or as an unavailable video)
+            raise OSError(errno.ENOSPC, "No space left on device", str(dest_stem.parent)) from error
+        if isinstance(error, YtDlpDownloadError):
+            raise DownloadError(f"{url}: {_clean(error)}", reason=classify(str(error))) from error
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,0 +1,66 @@
+"""A real `tunesmith submit` whose audio folder sits on a full disk (a 6 MB tmpfs): one line, exit 1, no source
+given a verdict it did not earn, and the same command finishes once there is room."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db.home import Home
+from sample.feed import FeedItem
+from tests.faults import FaultyServer
+from tests.flows.test_end_to_end import TUNESMITH, _users_shell
+
+pytestmark = [pytest.mark.slow, pytest.mark.network]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+                                                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_finishes(
+    home: Home, server: FaultyServer, feed_items: list[FeedItem], small_disk: Path
+) -> None:
+    from db.catalogue import open_catalogue
+    from db.models import Source
+
+    audio = small_disk / "audio"
+    audio.mkdir()
+    shutil.rmtree(home.audio_dir, ignore_errors=True)
+    home.audio_dir.symlink_to(audio)  # the disk that holds the audio, and only it, is full
+    filler = small_disk / "filler"
+    room = 300_000  # less than any one download
+    with open(filler, "wb") as out:
+        out.write(b"\0" * (shutil.disk_usage(small_disk).free - room))
+    url = server.write_feed("full-disk.xml", "Full disk", feed_items)
+    command = [TUNESMITH, "submit", url, "--sleep", "0", "--backoff", "0.05", "--workers", "1"]
+    run = subprocess.run(command, env=_users_shell(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr and "Logging error" not in run.stderr, run.stderr[-3000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no space left" in errors[0] and "run the same command again" in errors[0], errors
+    with open_catalogue(home).sessions() as session:  # nothing rejected for a fault of the machine's
+        assert all(s.state.value != "rejected" for s in session.query(Source))
+        assert all(s.claimed_by is None for s in session.query(Source))
+    assert not [p for p in audio.iterdir() if p.name.startswith(".download-")]  # no half-download left
+
+    filler.unlink()
+    again = subprocess.run(command, env=_users_shell(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    with open_catalogue(home).sessions() as session:
+        states = Counter(s.state.value for s in session.query(Source))
+    assert states == {"accepted": len(feed_items) - 1, "rejected": 1}
