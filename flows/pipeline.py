@@ -121,7 +121,7 @@ def expand_playlist(url: str, settings: IngestSettings, style: str | None = None
     try:
         listing = list_playlist(url, settings)
     except IngestError as error:
-        get_run_logger().error("could not expand %s: %s", url, error)
+        get_run_logger().info("could not expand %s: %s (the command reports it)", url, error)
         return PlaylistResult(url=url, error=str(error), reason=error.reason)
     playlist = save_listing(catalogue().sessions, listing, settings, style=style)
     return PlaylistResult(

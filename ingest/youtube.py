@@ -12,7 +12,9 @@ import functools
 import logging
 import re
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,9 +56,11 @@ class _YtDlpLogger:
 
 # Failures worth another try after a pause; every other reason is permanent.
 TRANSIENT_REASONS = frozenset(
-    {Reason.RATE_LIMITED, Reason.SERVER_ERROR, Reason.TIMEOUT, Reason.NETWORK, Reason.UNRESOLVED,
-     Reason.TRUNCATED_TRANSFER}
+    {Reason.RATE_LIMITED, Reason.SERVER_ERROR, Reason.TIMEOUT, Reason.NETWORK, Reason.TRUNCATED_TRANSFER}
 )  # fmt: skip
+# A name that does not resolve is not worth minutes of retries (yt-dlp's three per request, times ours): it fails
+# at once, and listing a playlist resolves its host first (``check_resolves``).
+RESOLVE_SECONDS = 10.0
 
 
 class IngestSettings(BaseModel):
@@ -199,6 +203,7 @@ def _entry(raw: dict[str, Any]) -> Entry:
 def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
     """Expand a playlist (or a single video) URL into entries without downloading anything."""
     url = validate_url(url)
+    check_resolves(url)
 
     def expand() -> Any:
         # Unprocessed: yt-dlp's processing of a flat listing only fills in, per entry, fields nobody reads
@@ -221,6 +226,30 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
         return PlaylistListing(url=url, title=info.get("title"), entries=entries)
     single = _entry({**info, "url": info.get("webpage_url") or url})
     return PlaylistListing(url=url, title=info.get("title"), entries=[single])
+
+
+def check_resolves(url: str, timeout: float = RESOLVE_SECONDS) -> None:
+    """Resolve ``url``'s host once, before yt-dlp and the retries do it many times.
+
+    Raises:
+        IngestError: (``unresolved``) the name does not resolve, or not within ``timeout`` seconds.
+    """
+    host = urlparse(url).hostname or ""
+    outcome: list[BaseException | None] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=resolve, daemon=True)  # getaddrinfo itself has no timeout
+    worker.start()
+    worker.join(timeout)
+    if not outcome or outcome[0] is not None:
+        why = "name not resolved" if outcome else f"no answer from the resolver in {timeout:.0f} s"
+        raise IngestError(f"cannot reach {host} ({why}): check the network", reason=Reason.UNRESOLVED)
 
 
 def read_entries(info: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -357,7 +386,10 @@ _REASONS = [
         Reason.TRUNCATED_TRANSFER,
     ),
     (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", Reason.NETWORK),
-    (r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed", Reason.UNRESOLVED),
+    (
+        r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed|failed to resolve",
+        Reason.UNRESOLVED,
+    ),
     (
         r"http error 404|video unavailable|not available|has been removed|does not exist|http error 410",
         Reason.UNAVAILABLE,

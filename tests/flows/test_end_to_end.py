@@ -52,7 +52,7 @@ def test_submit_train_generate_pull(
     for stage in ("downloads", "transcription"):
         steps = [(done, total) for name, done, total, _ in reported if name == stage]
         count = len(feed_items)
-        assert steps == [(n, count) for n in range(1, count + 1)], (stage, steps)  # each piece as it finished
+        assert steps == [(n, count) for n in range(count + 1)], (stage, steps)  # its start, then each piece finished
     assert first.ingest.downloaded == len(feed_items) and first.transcribe is not None
     assert (first.transcribe.transcribed, first.transcribe.accepted) == (4, 3)
     assert first.transcribe.rejected == {"repetitive": 1} and first.transcribe.audio_seconds > 60

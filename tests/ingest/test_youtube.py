@@ -80,3 +80,22 @@ def test_listing_rules_out_long_live_and_private_entries() -> None:
     assert check_entry(Entry("k", "u", duration=200), settings) is None
     assert classify("ERROR: [youtube] abc: Private video. Sign in if you've been granted access") == "private"
     assert classify("ERROR: Unable to download webpage: HTTP Error 404: Not Found") == "unavailable"
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_without_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from db.models import Reason
+    from ingest.errors import IngestError
+
+    asked: list[object] = []
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(IngestError, match=r"cannot reach www\.youtube\.com \(name not resolved\)") as raised:
+        list_playlist("https://www.youtube.com/playlist?list=PL1", IngestSettings(retries=5, backoff=10))
+    assert raised.value.reason == Reason.UNRESOLVED and raised.value.attempts == 1
+    assert asked == ["www.youtube.com"]  # once: not yt-dlp's three per request, times ours
