@@ -16,6 +16,13 @@ class Reason(enum.StrEnum):
     TOO_LONG = "too_long"  # longer than IngestSettings.max_duration (listed, or measured on the file)
     TOO_SHORT = "too_short"  # shorter than IngestSettings.min_duration
     # Downloading: what yt-dlp or the site said (ingest.youtube.classify), and what the file turned out to be.
+    BOT_CHECK = "bot_check"  # YouTube's "Sign in to confirm you're not a bot", its captcha, or a blocked address
+    SIGN_IN_REQUIRED = "sign_in_required"
+    AGE_RESTRICTED = "age_restricted"
+    MEMBERS_ONLY = "members_only"
+    GEO_BLOCKED = "geo_blocked"
+    PREMIERE = "premiere"  # a premiere or upcoming video: not out yet
+    REMOVED = "removed"  # taken down by its uploader, its account closed, or for a claim
     RATE_LIMITED = "rate_limited"
     SERVER_ERROR = "server_error"
     TIMEOUT = "timeout"
@@ -45,6 +52,11 @@ class Reason(enum.StrEnum):
     REPETITIVE = "repetitive"
     LOW_PITCH_VARIETY = "low_pitch_variety"
 
+    @property
+    def advice(self) -> str:
+        """What a user can do about a source rejected for this reason (one line for ``status`` and ``sources``)."""
+        return ADVICE.get(self, "")
+
     @classmethod
     def read(cls, text: str | None) -> Reason | None:
         """A stored reason as a member; None for none, or for a name no rule writes any more."""
@@ -52,3 +64,19 @@ class Reason(enum.StrEnum):
             return cls(text) if text else None
         except ValueError:
             return None
+
+
+_COOKIES = "pass your browser's cookies (`submit --cookies FILE` or `--cookies-from-browser firefox`) and submit again"
+ADVICE = {
+    Reason.BOT_CHECK: f"YouTube asked for proof this is not a bot: {_COOKIES}; slow down with `--sleep 10`",
+    Reason.SIGN_IN_REQUIRED: f"the video needs an account: {_COOKIES}",
+    Reason.AGE_RESTRICTED: f"age-restricted: {_COOKIES} (an account that may watch it)",
+    Reason.MEMBERS_ONLY: f"for the channel's members: {_COOKIES} (a member's account)",
+    Reason.PRIVATE: "private: only with the cookies of an account it is shared with",
+    Reason.GEO_BLOCKED: "not available in this country: nothing to do from here",
+    Reason.PREMIERE: "not out yet: submit again after it premieres",
+    Reason.LIVE_OR_UPCOMING: "a live stream: submit again once it has ended and been archived",
+    Reason.REMOVED: "removed from the site: nothing to do",
+    Reason.UNAVAILABLE: "not available: nothing to do",
+    Reason.RATE_LIMITED: "the site limited this session: wait an hour, then submit again with `--sleep 10`",
+}

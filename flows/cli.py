@@ -120,6 +120,15 @@ def submit(
     workers: Annotated[int, typer.Option(min=0, help="transcription processes (0: one per core)")] = 0,
     style: Annotated[str | None, typer.Option(help="style name for these playlists (default: from the title)")] = None,
     downloads: Annotated[int | None, typer.Option(min=1, max=16, help="entries downloaded at once (default 3)")] = None,
+    cookies: Annotated[
+        Path | None, typer.Option(help="cookies.txt (Netscape format, chmod 600) for sign-in and bot checks")
+    ] = None,
+    cookies_from_browser: Annotated[
+        str | None, typer.Option(help="read cookies from a browser: firefox, chrome, ... (BROWSER[:PROFILE])")
+    ] = None,
+    extractor_args: Annotated[
+        list[str] | None, typer.Option(help="yt-dlp --extractor-args, e.g. youtube:player_client=default,mweb")
+    ] = None,
 ) -> None:
     """Ingest and transcribe the playlists or videos now.
 
@@ -139,12 +148,16 @@ def submit(
             **_given(
                 min_duration=min_duration, max_duration=max_duration, retries=retries, backoff=backoff,
                 sleep_between_requests=sleep, socket_timeout=timeout, parallel_downloads=downloads,
+                cookies=str(cookies.resolve()) if cookies else None, cookies_from_browser=cookies_from_browser,
+                extractor_args=extractor_args or None,
             )
         )  # fmt: skip
         if style is not None and not re.match(STYLE_PATTERN, style):
             _fail(f"--style takes lower-case letters, digits and dashes (at most 40), not {style!r}", code=2)
-    except (InvalidURLError, ValidationError) as error:
+    except InvalidURLError as error:
         _fail(str(error), code=2)
+    except ValidationError as error:  # pydantic's own text is a paragraph: the first message is the line
+        _fail(str(error.errors()[0]["msg"]).removeprefix("Value error, "), code=2)
     home = configure_environment()
     from flows.service import running_api_url
 
@@ -349,9 +362,12 @@ def _status_tables(home: Path, data: dict[str, Any]) -> None:
     states.add_row("all", str(data["sources"]), style="bold")
     console.print(states)
     if data["rejections"]:
-        reasons = Table("reason", "sources", title="Rejections")
+        from db.reasons import Reason
+
+        reasons = Table("reason", "sources", "what to do", title="Rejections")
         for reason, count in sorted(data["rejections"].items(), key=lambda item: -item[1]):
-            reasons.add_row(reason, str(count))
+            known = Reason.read(reason)
+            reasons.add_row(reason, str(count), known.advice if known else "")
         console.print(reasons)
     model = data["model"]
     if model is None:
@@ -416,6 +432,20 @@ def sources(
         typer.echo(f"{row['id']:>5} {row['state']:<11} {row['title'] or row['url']}{why}")
     if offset + len(rows) < total:
         typer.echo(f"({offset + 1}-{offset + len(rows)} of {total}; --offset {offset + len(rows)} for the next page)")
+
+
+@app.command()
+def doctor() -> None:
+    """Check what a real run needs (yt-dlp and its age, a JavaScript runtime, ffmpeg, FluidSynth and its SoundFont,
+    free disk, the catalogue, the Prefect server, the model): one line each; exit 1 when any fails."""
+    from flows.doctor import run_checks
+
+    checks = run_checks(configure_environment())
+    for check in checks:
+        mark = typer.style("ok  ", fg=typer.colors.GREEN) if check.ok else typer.style("FAIL", fg=typer.colors.RED)
+        typer.echo(f"{mark} {check.name}: {check.detail}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

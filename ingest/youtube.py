@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import re
 import shutil
 import socket
@@ -84,11 +85,29 @@ class IngestSettings(BaseModel):
     parallel_downloads: int = Field(3, ge=1, le=16, description="entries downloaded at once (starts to one host "
                                     "still spaced by the polite pause)")  # fmt: skip
     audio_format: str = Field("bestaudio/best", description="yt-dlp format selector")
+    cookies: str | None = Field(
+        default_factory=lambda: os.environ.get("TUNESMITH_COOKIES") or None,
+        description="a cookies.txt file (Netscape format, readable by you alone) for sites that ask you to sign in "
+        "or prove you are not a bot: a path, never the cookies themselves",
+    )
+    cookies_from_browser: str | None = Field(
+        None,
+        description="read cookies from this browser: firefox, chrome, chromium, edge, brave... (BROWSER[:PROFILE])",
+    )
+    extractor_args: list[str] = Field(
+        default_factory=list,
+        description="yt-dlp --extractor-args, e.g. youtube:player_client=default,mweb (PO-token plugins read theirs "
+        "here too)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> IngestSettings:
         if self.min_duration >= self.max_duration:
             raise ValueError(f"min_duration {self.min_duration} must be below max_duration {self.max_duration}")
+        if self.cookies:
+            check_cookies_file(Path(self.cookies))
+        for arg in self.extractor_args:
+            parse_extractor_args(arg)
         return self
 
     def backoff_delay(self, n: int) -> float:
@@ -159,8 +178,45 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
         "allowed_extractors": ["default"],
         "logger": _YtDlpLogger(),
     }
+    if settings.cookies:
+        opts["cookiefile"] = settings.cookies
+    if settings.cookies_from_browser:
+        browser, _, profile = settings.cookies_from_browser.partition(":")
+        opts["cookiesfrombrowser"] = (browser.lower(), profile or None, None, None)
+    if settings.extractor_args:
+        opts["extractor_args"] = {}
+        for arg in settings.extractor_args:
+            key, values = parse_extractor_args(arg)
+            opts["extractor_args"].setdefault(key, {}).update(values)
     opts.update(extra)
     return opts
+
+
+def check_cookies_file(path: Path) -> None:
+    """A cookies file must exist and be readable by its owner alone: it holds the keys to an account.
+
+    Raises:
+        ValueError: it is missing, or others may read it.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise ValueError(f"cannot read the cookies file {path}: {error.strerror}") from error
+    if mode & 0o077:
+        raise ValueError(f"the cookies file {path} can be read by others (mode {mode & 0o777:o}): chmod 600 {path}")
+
+
+def parse_extractor_args(arg: str) -> tuple[str, dict[str, list[str]]]:
+    """``IE:KEY=V1,V2;KEY2=V`` (yt-dlp's ``--extractor-args``) as (ie, {key: [values]}).
+
+    Raises:
+        ValueError: not of that form.
+    """
+    ie, sep, rest = arg.partition(":")
+    pairs = [p.partition("=") for p in rest.split(";") if p]
+    if not sep or not ie or not pairs or any(not k or not eq for k, eq, _ in pairs):
+        raise ValueError(f"extractor args take the form IE:KEY=VALUE[,VALUE][;KEY=VALUE], not {arg!r}")
+    return ie.lower(), {k.strip().replace("-", "_"): v.split(",") for k, _, v in pairs}
 
 
 def entry_key(entry: dict[str, Any]) -> str:
@@ -270,12 +326,28 @@ def sanitized(ydl: yt_dlp.YoutubeDL, info: dict[str, Any] | None) -> dict[str, A
     return {**top, "entries": info["entries"]}
 
 
+SECRET_FIELDS = frozenset({"cookies", "http_headers"})  # yt-dlp copies the request's cookies into every format
+
+
+def without_secrets(info: Any) -> Any:
+    """``info`` without the fields that carry the user's cookies, at any depth."""
+    if isinstance(info, dict):
+        return {k: without_secrets(v) for k, v in info.items() if k not in SECRET_FIELDS}
+    if isinstance(info, list):
+        return [without_secrets(v) for v in info]
+    return info
+
+
 def check_entry(entry: Entry, settings: IngestSettings) -> Reason | None:
     """The reason to reject an entry before downloading it, if the listing already tells."""
     if entry.live_status in ("is_live", "is_upcoming", "post_live"):
         return Reason.LIVE_OR_UPCOMING
-    if entry.availability in ("private", "premium_only", "subscriber_only", "needs_auth"):
+    if entry.availability == "private":
         return Reason.PRIVATE
+    if entry.availability in ("premium_only", "subscriber_only"):
+        return Reason.MEMBERS_ONLY
+    if entry.availability == "needs_auth":
+        return Reason.SIGN_IN_REQUIRED
     return length_reason(entry.duration, settings) if entry.duration is not None else None
 
 
@@ -348,7 +420,7 @@ def _download_once(url: str, dest_stem: Path, settings: IngestSettings, expected
         _check_file(files[0], url, settings, expected_duration or _number(info.get("duration")))
         final = dest_stem.with_suffix(files[0].suffix or ".audio")
         files[0].replace(final)
-        return Download(path=final, info=ydl.sanitize_info(info))
+        return Download(path=final, info=without_secrets(ydl.sanitize_info(info)))
     except Exception as error:
         if "[Errno 28]" in str(error):  # yt-dlp reports a full disk as its own error (or as an unavailable video)
             raise OSError(errno.ENOSPC, "No space left on device", str(dest_stem.parent)) from error
@@ -375,9 +447,26 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+# yt-dlp's YouTube extractor passes YouTube's own playability texts through (yt_dlp/extractor/youtube/_video.py):
+# the first pattern that matches names the reason, so the specific ones come before "sign in".
 _REASONS = [
-    (r"private video|sign in|members[- ]only|login required|http error 401", Reason.PRIVATE),
-    (r"live event|is live|premieres in|upcoming", Reason.LIVE_OR_UPCOMING),
+    (r"confirm you.re not a bot|captcha challenge|ip is likely being blocked", Reason.BOT_CHECK),
+    (r"rate-limited by youtube|content isn.t available, try again later", Reason.RATE_LIMITED),
+    (r"confirm your age|age-restricted|inappropriate for some users", Reason.AGE_RESTRICTED),
+    (r"members[- ]only|available to this channel.s members|join this channel", Reason.MEMBERS_ONLY),
+    (r"private video", Reason.PRIVATE),
+    (
+        r"not made this video available in your country|geo restriction|not available from your location",
+        Reason.GEO_BLOCKED,
+    ),
+    (r"premieres in|premiere will begin|this video is not available yet", Reason.PREMIERE),
+    (
+        r"removed by the uploader|account associated with this video has been terminated|has been removed|"
+        r"copyright claim",
+        Reason.REMOVED,
+    ),
+    (r"sign in|login required|http error 401|registered users", Reason.SIGN_IN_REQUIRED),
+    (r"live event|is live|upcoming", Reason.LIVE_OR_UPCOMING),
     (r"http error 429|too many requests", Reason.RATE_LIMITED),
     (r"http error 5\d\d|internal server error|service unavailable|bad gateway|gateway time", Reason.SERVER_ERROR),
     (r"timed out|timeout", Reason.TIMEOUT),

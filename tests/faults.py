@@ -21,7 +21,8 @@ class Fault:
     ``status``: answer with this HTTP error instead of the file. ``truncate``: promise the whole
     file, send half, hang up. ``delay``: wait this many seconds before answering. ``after``: answer
     the first ``after`` requests properly (a site that fails mid-way: the extractor's request works,
-    the download's does not).
+    the download's does not). ``cookie``: answer 403 unless the request carries this cookie (``name=value``),
+    as a site that wants its visitor signed in.
     """
 
     status: int | None = None
@@ -29,6 +30,7 @@ class Fault:
     delay: float = 0.0
     times: int | None = None
     after: int = 0
+    cookie: str | None = None
     seen: int = 0
     served: int = 0
 
@@ -55,6 +57,14 @@ class FaultyHandler(RequestLog):
 
     def _misbehave(self, fault: Fault, *, body: bool) -> bool:
         """Play ``fault``; True when the request has been answered."""
+        if fault.cookie is not None:
+            sent = [c.strip() for c in (self.headers.get("Cookie") or "").split(";")]
+            if fault.cookie in sent:
+                return False
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status:

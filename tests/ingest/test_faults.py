@@ -192,3 +192,31 @@ def test_a_playlist_feed_that_answers_503_once_is_read_on_the_retry(
     listing = list_playlist(feed, SETTINGS)
     assert [e.key for e in listing.entries] == [f"rss:{item.guid}" for item in feed_items[:2]]
     assert _gets(server, "flaky-feed.xml") == 2
+
+
+def test_a_site_that_wants_its_visitor_signed_in_is_reached_with_the_users_cookies(
+    server: FaultyServer, feed_items: list[FeedItem], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest.errors import DownloadError
+    from ingest.youtube import IngestSettings, download_audio
+
+    name = _copy(server, feed_items[0], "members.mp3")
+    secret = "SID=s3cr3t-session-value"
+    server.fail(name, Fault(cookie=secret))
+    with pytest.raises(DownloadError) as refused:
+        download_audio(server.url(name), tmp_path / "without", SETTINGS)
+    assert refused.value.reason == "forbidden"  # 403 without the cookie
+
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\t{secret.split('=')[1]}\n")
+    jar.chmod(0o644)
+    with pytest.raises(ValueError, match=r"can be read by others \(mode 644\): chmod 600"):
+        IngestSettings(cookies=str(jar))
+    jar.chmod(0o600)
+    settings = SETTINGS.model_copy(update={"cookies": str(jar)})
+    with caplog.at_level("DEBUG"):
+        done = download_audio(server.url(name), tmp_path / "with", settings)
+    assert done.path.is_file() and done.path.stat().st_size > 10_000
+    value = secret.split("=")[1]
+    assert value not in caplog.text and value not in str(settings.model_dump())  # a path, never the cookie
+    assert value not in str(done.info)

@@ -99,3 +99,44 @@ def test_a_host_that_does_not_resolve_fails_at_once_without_retries(monkeypatch:
         list_playlist("https://www.youtube.com/playlist?list=PL1", IngestSettings(retries=5, backoff=10))
     assert raised.value.reason == Reason.UNRESOLVED and raised.value.attempts == 1
     assert asked == ["www.youtube.com"]  # once: not yt-dlp's three per request, times ours
+
+
+# What yt-dlp 2026.10's YouTube extractor raises, verbatim: YouTube's playability reason, then the hint the extractor
+# appends (yt_dlp/extractor/youtube/_video.py, _base.py's _youtube_login_hint, common.py's _login_hint).
+_HINT = (
+    "Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ"
+    "#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp"
+    "/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies"
+)
+YOUTUBE_ERRORS = {
+    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm you\u2019re not a bot. {_HINT}": "bot_check",
+    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. YouTube is requiring a captcha challenge before playback": "bot_check",
+    "ERROR: [youtube] dQw4w9WgXcQ: All player responses are invalid. Your IP is likely being blocked by Youtube": "bot_check",
+    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be inappropriate for some users. "
+    f"{_HINT}": "age_restricted",
+    "ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and "
+    "other exclusive perks.": "members_only",
+    "ERROR: [youtube] dQw4w9WgXcQ: This video is available to this channel's members on level: Fans (or any higher "
+    "level). Join this channel to get access to members-only content and other exclusive perks.": "members_only",
+    f"ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video. {_HINT}": "private",
+    "ERROR: [youtube] dQw4w9WgXcQ: The uploader has not made this video available in your country": "geo_blocked",
+    "ERROR: [youtube] dQw4w9WgXcQ: Premieres in 2 hours": "premiere",
+    "ERROR: [youtube] dQw4w9WgXcQ: This live event will begin in a few moments.": "live_or_upcoming",
+    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader": "removed",
+    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video is no longer available because the YouTube account "
+    "associated with this video has been terminated.": "removed",
+    "ERROR: [youtube] dQw4w9WgXcQ: This content isn\u2019t available, try again later. The current session has been "
+    "rate-limited by YouTube for up to an hour. It is recommended to use `-t sleep` to add a delay between video "
+    "requests to avoid exceeding the rate limit.": "rate_limited",
+    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to view this video. {_HINT}": "sign_in_required",
+    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable": "unavailable",
+}
+
+
+@pytest.mark.parametrize(("message", "reason"), YOUTUBE_ERRORS.items(), ids=list(YOUTUBE_ERRORS.values()))
+def test_each_youtube_failure_has_its_own_reason_and_advice(message: str, reason: str) -> None:
+    from db.models import Reason
+
+    assert classify(message) == reason
+    if reason != "unavailable":
+        assert Reason(reason).advice  # what to do, for status and sources
