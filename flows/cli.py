@@ -435,6 +435,32 @@ def sources(
 
 
 @app.command()
+def export(
+    folder: Annotated[Path, typer.Argument(help="where the dataset goes (an earlier export there is updated)")],
+    licence: Annotated[str | None, typer.Option(help="only sources whose licence says this")] = None,
+    style: Annotated[str | None, typer.Option(help="only pieces of this style")] = None,
+    min_duration: Annotated[float | None, typer.Option(min=0, help="only pieces at least this long (s)")] = None,
+    since: Annotated[str | None, typer.Option(help="only pieces catalogued on or after this date (YYYY-MM-DD)")] = None,
+    rejected: Annotated[bool, typer.Option(help="add the rejected pieces that have MIDI, with their reason")] = False,
+) -> None:
+    """Export the catalogue as a dataset: MIDI files, metadata.parquet and .jsonl, splits and a dataset card."""
+    from datetime import datetime
+
+    from db.catalogue import open_catalogue
+    from db.export import ExportFilter, export_dataset
+
+    try:
+        after = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        _fail(f"--since takes a date as YYYY-MM-DD, not {since!r}", code=2)
+    only = ExportFilter(licence=licence, style=style, min_duration=min_duration, since=after, rejected=rejected)
+    summary = export_dataset(open_catalogue(configure_environment()).sessions, folder.resolve(), only)
+    typer.echo(f"{summary.pieces} pieces ({summary.hours:.2f} h) in {summary.folder}; {len(summary.written)} files "
+               "written (the rest unchanged); the card: README.md", err=True)  # fmt: skip
+    _print_json(summary.to_dict())
+
+
+@app.command()
 def doctor() -> None:
     """Check what a real run needs (yt-dlp and its age, a JavaScript runtime, ffmpeg, FluidSynth and its SoundFont,
     free disk, the catalogue, the Prefect server, the model): one line each; exit 1 when any fails."""
@@ -463,8 +489,13 @@ def demo(
         ready()
         with live():
             folder = run_demo(home, pieces=pieces, tracks=tracks, minutes=minutes)
+    from db.catalogue import open_catalogue
+    from db.export import export_dataset
+
+    dataset = export_dataset(open_catalogue(home).sessions, home.root / "dataset")
     _log_note(log_file)
     typer.echo(f"\nYour batch is ready: {folder} (open index.html in it)")
+    typer.echo(f"The catalogue as a dataset: {dataset.folder} ({dataset.pieces} pieces; its card: README.md)")
 
 
 def main() -> None:  # pragma: no cover - the console script

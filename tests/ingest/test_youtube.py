@@ -108,28 +108,28 @@ _HINT = (
     "#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp"
     "/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies"
 )
+_V = "ERROR: [youtube] dQw4w9WgXcQ: "
 YOUTUBE_ERRORS = {
-    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm you\u2019re not a bot. {_HINT}": "bot_check",
-    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. YouTube is requiring a captcha challenge before playback": "bot_check",
-    "ERROR: [youtube] dQw4w9WgXcQ: All player responses are invalid. Your IP is likely being blocked by Youtube": "bot_check",
-    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be inappropriate for some users. "
-    f"{_HINT}": "age_restricted",
-    "ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and "
+    f"{_V}Sign in to confirm you\u2019re not a bot. {_HINT}": "bot_check",
+    f"{_V}Video unavailable. YouTube is requiring a captcha challenge before playback": "bot_check",
+    f"{_V}All player responses are invalid. Your IP is likely being blocked by Youtube": "bot_check",
+    f"{_V}Sign in to confirm your age. This video may be inappropriate for some users. {_HINT}": "age_restricted",
+    f"{_V}Join this channel to get access to members-only content like this video, and "
     "other exclusive perks.": "members_only",
-    "ERROR: [youtube] dQw4w9WgXcQ: This video is available to this channel's members on level: Fans (or any higher "
+    f"{_V}This video is available to this channel's members on level: Fans (or any higher "
     "level). Join this channel to get access to members-only content and other exclusive perks.": "members_only",
-    f"ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video. {_HINT}": "private",
-    "ERROR: [youtube] dQw4w9WgXcQ: The uploader has not made this video available in your country": "geo_blocked",
-    "ERROR: [youtube] dQw4w9WgXcQ: Premieres in 2 hours": "premiere",
-    "ERROR: [youtube] dQw4w9WgXcQ: This live event will begin in a few moments.": "live_or_upcoming",
-    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader": "removed",
-    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video is no longer available because the YouTube account "
+    f"{_V}Private video. Sign in if you've been granted access to this video. {_HINT}": "private",
+    f"{_V}The uploader has not made this video available in your country": "geo_blocked",
+    f"{_V}Premieres in 2 hours": "premiere",
+    f"{_V}This live event will begin in a few moments.": "live_or_upcoming",
+    f"{_V}Video unavailable. This video has been removed by the uploader": "removed",
+    f"{_V}Video unavailable. This video is no longer available because the YouTube account "
     "associated with this video has been terminated.": "removed",
-    "ERROR: [youtube] dQw4w9WgXcQ: This content isn\u2019t available, try again later. The current session has been "
+    f"{_V}This content isn\u2019t available, try again later. The current session has been "
     "rate-limited by YouTube for up to an hour. It is recommended to use `-t sleep` to add a delay between video "
     "requests to avoid exceeding the rate limit.": "rate_limited",
-    f"ERROR: [youtube] dQw4w9WgXcQ: Sign in to view this video. {_HINT}": "sign_in_required",
-    "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable": "unavailable",
+    f"{_V}Sign in to view this video. {_HINT}": "sign_in_required",
+    f"{_V}Video unavailable": "unavailable",
 }
 
 
