@@ -305,7 +305,8 @@ def check_resolves(url: str, timeout: float = RESOLVE_SECONDS) -> None:
     worker.join(timeout)
     if not outcome or outcome[0] is not None:
         why = "name not resolved" if outcome else f"no answer from the resolver in {timeout:.0f} s"
-        raise IngestError(f"cannot reach {host} ({why}): check the network", reason=Reason.UNRESOLVED)
+        raise IngestError(f"could not read {url}: cannot reach {host} ({why}): check the network",
+                          reason=Reason.UNRESOLVED)  # fmt: skip
 
 
 def read_entries(info: dict[str, Any] | None) -> dict[str, Any] | None:
