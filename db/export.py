@@ -52,11 +52,13 @@ class ExportSummary:
     licences: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
     written: list[str] = field(default_factory=list)  # what this export changed, relative to the folder
+    missing: list[str] = field(default_factory=list)  # catalogued MIDI files that are gone, so left out
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "pieces": self.pieces, "hours": round(self.hours, 3),
                 "splits": dict(self.splits), "styles": dict(self.styles), "licences": dict(self.licences),
-                "rejections": dict(self.rejections), "written": len(self.written)}  # fmt: skip
+                "rejections": dict(self.rejections), "written": len(self.written),
+                "missing": self.missing}  # fmt: skip
 
 
 def piece_id(source: Source) -> str:
@@ -181,7 +183,8 @@ def export_dataset(sessions: sessionmaker[Session], folder: Path, only: ExportFi
             batch: list[dict[str, Any]] = []
             for row, midi in _rows(session, only):
                 if not midi.is_file():
-                    continue  # a row whose file is gone: `tunesmith sources` names it
+                    summary.missing.append(str(midi))
+                    continue
                 _copy_if_changed(midi, folder / row["midi"], summary)
                 lines.write(json.dumps(row, sort_keys=True) + "\n")
                 batch.append(row)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = "tunesmith-home"
+MB = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,20 @@ class Home:
     @property
     def prefect_dir(self) -> Path:
         return self.root / "prefect"
+
+    def free_mb(self) -> tuple[int, Path]:
+        """The least free space (MB) among the folders tunesmith writes to, and that folder: any of them can be a
+        link to another disk. A folder not made yet counts as the nearest one above it that exists."""
+        least: tuple[int, Path] | None = None
+        for folder in (self.root, self.audio_dir, self.midi_dir, self.models_dir, self.tokens_dir, self.batches_dir):
+            there = folder
+            while not there.exists() and there != there.parent:
+                there = there.parent
+            free = shutil.disk_usage(there).free // MB
+            if least is None or free < least[0]:
+                least = (free, folder)
+        assert least is not None
+        return least
 
     def ensure(self) -> Home:
         """Create the folders (idempotent) and return self."""

@@ -66,13 +66,38 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# Free space a command asks for before it starts (MB): a submit's first downloads and their MIDI, a model and its
+# tokens, and per minute of a generated track its WAV while it renders and its MP3. TUNESMITH_MIN_FREE_MB overrides.
+SUBMIT_MB, TRAIN_MB, DEMO_MB, TRACK_MINUTE_MB = 100, 50, 200, 12
+
+
+def _needed_mb(estimate: float) -> int:
+    override = os.environ.get("TUNESMITH_MIN_FREE_MB")
+    return int(override) if override and override.isdigit() else math.ceil(estimate)
+
+
+def _no_space(home: Home, needed: int) -> str:
+    free, where = home.free_mb()
+    return (f"no space left under {where} ({free} MB free, about {needed} MB needed): "
+            "free some and run the same command again")  # fmt: skip
+
+
+def _require_space(home: Home, needed: int) -> None:
+    """Refuse to start, in one line, when a folder of the home has less than ``needed`` MB free."""
+    if home.free_mb()[0] < needed:
+        _fail(_no_space(home, needed))
+
+
 @contextmanager
-def _running_flows(home: Home) -> Iterator[Callable[[], None]]:
-    """For a command that runs flows in this process: a temporary Prefect server of its own unless a server is up
-    (started now, in the background), and SIGINT/SIGTERM ending the command cleanly (``flows.lifecycle``). Yields
-    ``ready()``, which waits for the server: call it before the first flow."""
+def _running_flows(home: Home, needed_mb: int) -> Iterator[Callable[[], None]]:
+    """For a command that runs flows in this process: at least ``needed_mb`` free under the home (else one line,
+    before anything starts), a temporary Prefect server of its own unless a server is up (started now, in the
+    background), and SIGINT/SIGTERM ending the command cleanly (``flows.lifecycle``); a write that finds the
+    disk full ends it in one line too. Yields ``ready()``, which waits for the server: call it before the first
+    flow."""
     from flows.lifecycle import ServerError, TemporaryServer, at_exit, stopping
 
+    _require_space(home, needed_mb)
     server = None
     if "PREFECT_API_URL" not in os.environ:
         server = TemporaryServer(home.root / "logs" / "prefect-server.log").start()
@@ -98,10 +123,9 @@ def _running_flows(home: Home) -> Iterator[Callable[[], None]]:
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            where = error.filename or home.root
             with contextlib.suppress(Exception):  # a catalogue on that disk may refuse this too: the owner is gone soon
                 release()
-            _fail(f"no space left on the disk that holds {where}: free some space and run the same command again")
+            _fail(_no_space(home, needed_mb))
 
 
 @app.command()
@@ -161,6 +185,7 @@ def submit(
     home = configure_environment()
     from flows.service import running_api_url
 
+    _require_space(home, _needed_mb(SUBMIT_MB))
     api = running_api_url(home)
     if api:  # a server is up (`tunesmith up`): run it on the worker, visible in the UI
         from flows.submit import submit_to_server
@@ -168,7 +193,7 @@ def submit(
         _print_json(submit_to_server(api, urls=urls, style=style, settings=settings.model_dump(), workers=workers))
         return
     log_file = route_logs(home)
-    with _running_flows(home) as ready:
+    with _running_flows(home, _needed_mb(SUBMIT_MB)) as ready:
         from flows.pipeline import SubmitRequest, ingest_flow
 
         ready()
@@ -257,7 +282,7 @@ def train(
     """Retrain the LSTM from the accepted pieces (does nothing, and says so, if none changed)."""
     home = configure_environment()
     log_file = route_logs(home)
-    with _running_flows(home) as ready:
+    with _running_flows(home, _needed_mb(TRAIN_MB)) as ready:
         from flows.pipeline import retrain_flow
         from train.training import TrainingError
 
@@ -285,9 +310,11 @@ def generate(
     """Make a batch of tracks now with the current model, each --minutes long to the bar."""
     home = configure_environment()
     log_file = route_logs(home)
-    with _running_flows(home) as ready:
+    from generate.batch import GenerateSettings, GenerationError
+
+    asked = GenerateSettings(**_given(count=count, minutes=minutes))
+    with _running_flows(home, _needed_mb(10 + asked.count * asked.minutes * TRACK_MINUTE_MB)) as ready:
         from flows.pipeline import batch_flow
-        from generate.batch import GenerationError
 
         ready()
         try:
@@ -457,6 +484,11 @@ def export(
     summary = export_dataset(open_catalogue(configure_environment()).sessions, folder.resolve(), only)
     typer.echo(f"{summary.pieces} pieces ({summary.hours:.2f} h) in {summary.folder}; {len(summary.written)} files "
                "written (the rest unchanged); the card: README.md", err=True)  # fmt: skip
+    if summary.missing:
+        more = f" and {len(summary.missing) - 1} more" if len(summary.missing) > 1 else ""
+        gone = f"{summary.missing[0]}{more}"
+        line = f"warning: {len(summary.missing)} catalogued pieces left out, their MIDI file is gone: {gone}"
+        typer.secho(f"{line} (restore them from a backup)", fg=typer.colors.YELLOW, err=True)
     _print_json(summary.to_dict())
 
 
@@ -483,7 +515,7 @@ def demo(
     """Run the whole pipeline offline on the built-in sample (Bach chorales served as a feed on 127.0.0.1)."""
     home = configure_environment()
     log_file = route_logs(home)
-    with _running_flows(home) as ready:
+    with _running_flows(home, _needed_mb(DEMO_MB)) as ready:
         from flows.demo import run_demo
 
         ready()

@@ -75,3 +75,25 @@ def test_splits_take_their_stated_shares(share: float) -> None:
         name: sum(split_of(s) == name for s in sources) / len(sources) for name in ("train", "validation", "test")
     }
     assert abs(counts["train"] - share) < 0.03 and abs(counts["validation"] - 0.1) < 0.02
+
+
+def test_a_piece_whose_midi_file_is_gone_is_named_in_one_line(
+    catalogue: Catalogue, chorale_midis: list[Path], tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    copies = []
+    for midi in chorale_midis[:3]:
+        shutil.copy(midi, tmp_path / midi.name)
+        copies.append(tmp_path / midi.name)
+    _catalogue_of(catalogue, copies)
+    copies[1].unlink()  # an accepted piece's file deleted by hand
+    tunesmith = str(Path(sys.executable).with_name("tunesmith"))
+    run = subprocess.run([tunesmith, "export", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: 1 catalogued pieces left out, their MIDI file is gone: {copies[1]} "
+                        "(restore them from a backup)"]  # fmt: skip
+    assert "Traceback" not in run.stderr and json.loads(run.stdout)["pieces"] == 1

@@ -310,10 +310,29 @@ def test_two_submits_at_once_fetch_and_transcribe_each_source_once(
     assert logged.count("Beginning flow run") >= 2 and "Falling back on generic information extractor" in logged
 
 
-def test_the_real_command_prints_one_line_for_a_users_mistake(home: Home) -> None:
-    """`tunesmith generate` with no model: one error line, exit 1; Prefect's traceback only in the log file."""
+@pytest.mark.parametrize("model", ["none", "truncated"])
+def test_the_real_command_prints_one_line_for_a_users_mistake(home: Home, model: str) -> None:
+    """`tunesmith generate` with no model, or with a model whose weights file was cut short: one error line naming
+    what to do, exit 1; Prefect's traceback only in the log file."""
+    import shutil
+
+    from db.catalogue import open_catalogue
+    from db.models import ModelVersion
+
+    expected = "error: no trained model yet: run `tunesmith train` first"
+    if model == "truncated":
+        folder = home.models_dir / "damaged"
+        shutil.copytree(Path(__file__).parents[2] / "train" / "base_model", folder)
+        weights = folder / "weights.h5"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        with open_catalogue(home).sessions.begin() as session:
+            session.add(ModelVersion(path=str(folder), config={}, is_current=True))
+        expected = f"error: the model in {folder} cannot be read ("
     result = subprocess.run([TUNESMITH, "generate"], env=_users_shell(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["error: no trained model yet: run `tunesmith train` first"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    if model == "truncated":
+        assert lines[0].endswith("retrain with `tunesmith train --force`")
     logged = (home.root / "logs" / "tunesmith.log").read_text(encoding="utf-8")
     assert "Traceback" in logged and "GenerationError" in logged
