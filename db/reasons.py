@@ -68,7 +68,7 @@ class Reason(enum.StrEnum):
 
 _COOKIES = "pass your browser's cookies (`submit --cookies FILE` or `--cookies-from-browser firefox`) and submit again"
 ADVICE = {
-    Reason.BOT_CHECK: f"YouTube asked for proof this is not a bot: {_COOKIES}; slow down with `--sleep 10`",
+    Reason.BOT_CHECK: f"the site asked for proof this is not a bot: {_COOKIES}",
     Reason.SIGN_IN_REQUIRED: f"the video needs an account: {_COOKIES}",
     Reason.AGE_RESTRICTED: f"age-restricted: {_COOKIES} (an account that may watch it)",
     Reason.MEMBERS_ONLY: f"for the channel's members: {_COOKIES} (a member's account)",
@@ -78,5 +78,6 @@ ADVICE = {
     Reason.LIVE_OR_UPCOMING: "a live stream: submit again once it has ended and been archived",
     Reason.REMOVED: "removed from the site: nothing to do",
     Reason.UNAVAILABLE: "not available: nothing to do",
-    Reason.RATE_LIMITED: "the site limited this session: wait an hour, then submit again with `--sleep 10`",
+    Reason.RATE_LIMITED: "the site limited this session: wait an hour, then submit again (`--host-pause 3600` waits "
+    "it out within one run)",
 }

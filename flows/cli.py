@@ -137,7 +137,12 @@ def submit(
     backoff: Annotated[
         float | None, typer.Option(min=0, help="seconds before the first retry, doubling (default 2)")
     ] = None,
-    sleep: Annotated[float | None, typer.Option(min=0, help="polite pause before each request (s; default 1)")] = None,
+    sleep: Annotated[
+        float | None, typer.Option(min=0, help="polite pause before each request (s; unset: 1, YouTube's own pace)")
+    ] = None,
+    host_pause: Annotated[
+        float | None, typer.Option(min=0, help="seconds a host that rate-limits is left alone (default 900)")
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option(min=0.1, help="seconds to wait on a silent connection (default 20)")
     ] = None,
@@ -171,7 +176,8 @@ def submit(
         settings = IngestSettings(
             **_given(
                 min_duration=min_duration, max_duration=max_duration, retries=retries, backoff=backoff,
-                sleep_between_requests=sleep, socket_timeout=timeout, parallel_downloads=downloads,
+                sleep_between_requests=sleep, host_pause=host_pause, socket_timeout=timeout,
+                parallel_downloads=downloads,
                 cookies=str(cookies.resolve()) if cookies else None, cookies_from_browser=cookies_from_browser,
                 extractor_args=extractor_args or None,
             )
@@ -210,7 +216,14 @@ def submit(
     unread = [p for p in result.ingest.playlists if p.error]
     for playlist in unread:
         typer.secho(f"error: {_one_line(playlist.error or '')}; {UNREAD_HINT}", fg=typer.colors.RED, err=True)
-    if unread:
+    from db.reasons import Reason
+
+    for host, reasons in result.ingest.held.items():
+        for reason, count in reasons.items():
+            advice = Reason(reason).advice
+            typer.secho(f"error: {host} left {count} entries pending ({reason}): {advice}", fg=typer.colors.RED,
+                        err=True)  # fmt: skip
+    if unread or result.ingest.held:
         raise typer.Exit(1)
 
 

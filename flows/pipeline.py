@@ -6,7 +6,6 @@ import json
 import os
 import time
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,10 +29,14 @@ from ingest.catalogue import (
     DownloadOutcome,
     download_counts,
     download_source,
+    held_hosts,
     pending_source_ids,
     save_listing,
+    schedule_downloads,
+    source_urls,
 )
 from ingest.errors import IngestError
+from ingest.pacing import expected_wait
 from ingest.youtube import IngestSettings, list_playlist, validate_url
 from train.reference import FEATURES
 from train.training import TrainSettings, train_from_catalogue
@@ -83,17 +86,21 @@ class PlaylistResult(BaseModel):
 
 
 class IngestResult(BaseModel):
-    """What ingesting came to: the playlists, how many sources were downloaded, every source's state."""
+    """What ingesting came to: the playlists, how many sources were downloaded, every source's state, and the
+    hosts that left sources pending for the session's sake (host -> reason -> sources: a bot check, a rate
+    limit that outlasted its pauses)."""
 
     playlists: list[PlaylistResult]
     downloaded: int = 0
     states: dict[str, int] = Field(default_factory=dict)
     rejected: dict[str, int] = Field(default_factory=dict)
+    held: dict[str, dict[str, int]] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, playlists: list[PlaylistResult], outcomes: list[DownloadOutcome]) -> IngestResult:
         downloaded, states, rejected = download_counts(outcomes)
-        return cls(playlists=playlists, downloaded=downloaded, states=states, rejected=rejected)
+        return cls(playlists=playlists, downloaded=downloaded, states=states, rejected=rejected,
+                   held=held_hosts(outcomes))  # fmt: skip
 
 
 class TranscribeResult(BaseModel):
@@ -216,6 +223,11 @@ def publish_batch(folder: Path) -> None:
     create_markdown_artifact(markdown="\n".join(lines), key="batch-summary", description=f"Batch {folder.name}")
 
 
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else f"{round(seconds)} s"
+
+
 @flow(name="ingest", log_prints=True)
 def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 0) -> SubmitResult:
     """Expand each playlist, download every entry not catalogued before (``settings.parallel_downloads`` at
@@ -229,22 +241,22 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
     playlists = [expand_playlist(url, request.settings, request.style) for url in request.urls]
     with catalogue().sessions.begin() as session:
         pending = pending_source_ids(session)
-    logger.info("%d sources to download", len(pending))
+        urls = source_urls(session, pending)
+    wait = expected_wait([urls[sid] for sid in pending], request.settings.sleep_between_requests)
+    logger.info("%d sources to download; at the hosts' pace, at least %s", len(pending), _duration(wait))
     progress = Progress(
-        "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s)",
-        stage="downloads", total=len(pending),
+        "ingest-downloads", f"Downloading {len(pending)} new entries of {len(request.urls)} playlist(s) "
+        f"(at least {_duration(wait)} at the hosts' pace)", stage="downloads", total=len(pending),
     )  # fmt: skip
     results = []
-    queue = iter(pending)  # a few downloads at once: each finished one makes room for the next
-    running = [download.submit(sid, request.settings) for sid in islice(queue, request.settings.parallel_downloads)]
-    while running:
-        finished = next(as_completed(running))
-        running.remove(finished)
-        results.append(outcome := finished.result())
+    outcomes = schedule_downloads(  # a few at once: each finished one makes room for the next
+        pending, urls, request.settings, start=lambda sid: download.submit(sid, request.settings),
+        first_done=lambda running: next(as_completed(running)),
+    )  # fmt: skip
+    for outcome in outcomes:
+        results.append(outcome)
         what = outcome.title or f"source {outcome.source_id}"
         progress.update(len(results), len(pending), f"{what}: {outcome.reason or outcome.state.value}")
-        if (source_id := next(queue, None)) is not None:
-            running.append(download.submit(source_id, request.settings))
     summary = IngestResult.of(playlists, results)
     logger.info("ingest: %s", summary)
     return SubmitResult(ingest=summary, transcribe=transcribe_flow(workers) if transcribe else None)

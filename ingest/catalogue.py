@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.claims import claim, release
 from db.models import Playlist, PlaylistEntry, Reason, Source, SourceState, utcnow
 from ingest.errors import IngestError
-from ingest.pacing import PACER
+from ingest.pacing import HOST_WIDE, PACER, HostWatch, host_of, pace_for
 from ingest.youtube import IngestSettings, PlaylistListing, check_entry, download_audio, list_playlist
 
 
@@ -29,6 +29,7 @@ class DownloadOutcome:
     reason: Reason | None = None
     downloaded: bool = False  # False when nothing was fetched (already there, or rejected)
     title: str | None = None
+    url: str = ""
 
 
 STYLE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -178,24 +179,25 @@ def download_source(
             state = source.state if source else SourceState.REJECTED
             reason = Reason.read(source.reason) if source else Reason.MISSING
             return DownloadOutcome(source_id, state, reason, title=source.title if source else None)
-        if not claimed:
-            return DownloadOutcome(source_id, SourceState.PENDING, Reason.CLAIMED_ELSEWHERE, title=source.title)
         url, listed_duration, title = source.url, source.duration, source.title
+        if not claimed:
+            return DownloadOutcome(source_id, SourceState.PENDING, Reason.CLAIMED_ELSEWHERE, title=title, url=url)
 
     fetched = False
     path = _finished_download(audio_dir, source_id)
     info: dict[str, object] = {}
     if path is None:
         try:
-            PACER.wait(url, settings.sleep_between_requests)
+            PACER.wait(url, pace_for(url, settings.sleep_between_requests).spacing)
             download = download_audio(url, audio_dir / str(source_id), settings, expected_duration=listed_duration)
         except IngestError as error:
             detail = str(error) if error.attempts == 1 else f"{error} (gave up after {error.attempts} attempts)"
+            state = SourceState.PENDING if error.reason in HOST_WIDE else SourceState.REJECTED
             with sessions.begin() as session:
                 source = session.get_one(Source, source_id)
-                source.state, source.reason, source.reason_detail = SourceState.REJECTED, error.reason, detail
+                source.state, source.reason, source.reason_detail = state, error.reason, detail
                 release(source)
-            return DownloadOutcome(source_id, SourceState.REJECTED, error.reason, title=title)
+            return DownloadOutcome(source_id, state, error.reason, title=title, url=url)
         path, info, fetched = download.path, download.info, True
 
     content_hash = file_sha256(path)
@@ -212,9 +214,9 @@ def download_source(
             source.state, source.reason = SourceState.REJECTED, Reason.DUPLICATE
             source.reason_detail = f"same audio as source {twin.id}"
             path.unlink(missing_ok=True)
-            return DownloadOutcome(source_id, SourceState.REJECTED, Reason.DUPLICATE, fetched, title=title)
+            return DownloadOutcome(source_id, SourceState.REJECTED, Reason.DUPLICATE, fetched, title=title, url=url)
         source.audio_path = str(path)
-        source.state = SourceState.DOWNLOADED
+        source.state, source.reason, source.reason_detail = SourceState.DOWNLOADED, None, None
         source.title = source.title or _str(info.get("title"))
         source.uploader = source.uploader or _str(info.get("uploader") or info.get("channel"))
         source.upload_date = source.upload_date or _str(info.get("upload_date"))
@@ -223,7 +225,7 @@ def download_source(
         duration = info.get("duration")
         if isinstance(duration, (int, float)):
             source.duration = float(duration)
-    return DownloadOutcome(source_id, SourceState.DOWNLOADED, None, fetched, title=source.title)
+    return DownloadOutcome(source_id, SourceState.DOWNLOADED, None, fetched, title=source.title, url=url)
 
 
 def _str(value: object) -> str | None:
@@ -249,19 +251,83 @@ class IngestSummary:
     errors: list[str] = field(default_factory=list)
 
 
+class _Running(Protocol):
+    def result(self) -> DownloadOutcome: ...
+
+
+F = TypeVar("F", bound=_Running)
+
+
+def schedule_downloads(
+    source_ids: Sequence[int],
+    urls: Mapping[int, str],
+    settings: IngestSettings,
+    start: Callable[[int], F],
+    first_done: Callable[[list[F]], F],
+) -> Iterator[DownloadOutcome]:
+    """Run ``start(source_id)`` for every source, ``settings.parallel_downloads`` at a time, yielding each final
+    outcome as it comes (``first_done`` waits for one of the running ones: a thread pool's or Prefect's).
+
+    Each outcome tells a ``HostWatch`` about its host: a source whose host rate-limited the session is started
+    again once the host's pause is over; a source whose host is left alone for this run is not started and
+    comes back pending, with the host's reason."""
+    watch = HostWatch(settings.host_pause, settings.host_pauses)
+    queue = deque(source_ids)
+    running: list[F] = []
+
+    def fill() -> Iterator[DownloadOutcome]:
+        while queue and len(running) < settings.parallel_downloads:
+            source_id = queue.popleft()
+            if reason := watch.stopped_for(urls.get(source_id, "")):
+                yield DownloadOutcome(source_id, SourceState.PENDING, reason, url=urls.get(source_id, ""))
+            else:
+                running.append(start(source_id))
+
+    yield from fill()
+    while running:
+        finished = first_done(running)
+        running.remove(finished)
+        outcome = finished.result()
+        if watch.heard(outcome.url, outcome.reason):
+            queue.append(outcome.source_id)  # tried again once the host's pause is over
+        else:
+            yield outcome
+        yield from fill()
+
+
+def held_hosts(outcomes: Iterable[DownloadOutcome]) -> dict[str, dict[str, int]]:
+    """The hosts that left sources pending for a reason of the session's (host -> reason -> sources)."""
+    held: dict[str, Counter[str]] = {}
+    for outcome in outcomes:
+        if outcome.state is SourceState.PENDING and outcome.reason in HOST_WIDE:
+            held.setdefault(host_of(outcome.url), Counter())[outcome.reason.value] += 1
+    return {host: dict(reasons) for host, reasons in held.items()}
+
+
+def source_urls(session: Session, source_ids: Sequence[int]) -> dict[int, str]:
+    urls: dict[int, str] = {}
+    for first in range(0, len(source_ids), 500):  # bounded IN lists, however long the playlist
+        query = select(Source.id, Source.url).where(Source.id.in_(source_ids[first : first + 500]))
+        urls.update((source_id, url) for source_id, url in session.execute(query))
+    return urls
+
+
 def download_sources(
     sessions: sessionmaker[Session], source_ids: Sequence[int], audio_dir: Path, settings: IngestSettings
 ) -> Iterator[DownloadOutcome]:
     """Download the sources ``settings.parallel_downloads`` at a time (threads: the work is waiting on the
     network), yielding each outcome as it is recorded."""
-    if settings.parallel_downloads <= 1:
-        for source_id in source_ids:
-            yield download_source(sessions, source_id, audio_dir, settings)
-        return
+    with sessions() as session:
+        urls = source_urls(session, source_ids)
     with ThreadPoolExecutor(max_workers=settings.parallel_downloads, thread_name_prefix="download") as pool:
-        futures = [pool.submit(download_source, sessions, sid, audio_dir, settings) for sid in source_ids]
-        for future in as_completed(futures):
-            yield future.result()
+
+        def start(source_id: int) -> Future[DownloadOutcome]:
+            return pool.submit(download_source, sessions, source_id, audio_dir, settings)
+
+        def first_done(running: list[Future[DownloadOutcome]]) -> Future[DownloadOutcome]:
+            return next(as_completed(running))
+
+        yield from schedule_downloads(source_ids, urls, settings, start, first_done)
 
 
 def ingest_urls(

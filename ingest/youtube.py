@@ -30,6 +30,7 @@ from yt_dlp.utils import ExtractorError, PagedList, unsmuggle_url
 
 from db.models import Reason
 from ingest.errors import DownloadError, IngestError, InvalidURLError
+from ingest.pacing import pace_for
 from ingest.probe import probe_audio
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ class IngestSettings(BaseModel):
     ``retries`` transient failures (HTTP 429 and 5xx, timeouts, dropped connections) are retried
     after ``backoff`` seconds, doubling each time up to ``backoff_max``; permanent ones (404,
     private, too long, not audio) never are. ``sleep_between_requests`` is a polite pause before
-    each request and download, as yt-dlp's own ``--sleep-requests``/``--sleep-interval`` do.
+    each request and download, as yt-dlp's own ``--sleep-requests``/``--sleep-interval`` do; unset,
+    each host gets its own pace (``ingest.pacing``: YouTube's, about 300 videos an hour). A host that
+    rate-limits the session past the retries is left alone ``host_pause`` seconds, then tried again.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,7 +84,16 @@ class IngestSettings(BaseModel):
     retries: int = Field(3, ge=0, le=10, description="retries of a transient failure")
     backoff: float = Field(2.0, ge=0, description="seconds before the first retry; doubles each time")
     backoff_max: float = Field(60.0, ge=0, description="longest wait between retries (seconds)")
-    sleep_between_requests: float = Field(1.0, ge=0, description="polite pause before each request (seconds)")
+    sleep_between_requests: float | None = Field(
+        None,
+        ge=0,
+        description="polite pause before each request and download (seconds); unset: 1 s, and on "
+        "YouTube its own pace (0.75 s a request, 10-20 s before a download, about 300 videos an hour)",
+    )
+    host_pause: float = Field(900.0, ge=0, description="seconds a host that rate-limits the session is left alone "
+                              "before its entries are tried again")  # fmt: skip
+    host_pauses: int = Field(3, ge=0, le=48, description="pauses a run waits out per host before leaving the rest "
+                             "of its entries for the next run")  # fmt: skip
     parallel_downloads: int = Field(3, ge=1, le=16, description="entries downloaded at once (starts to one host "
                                     "still spaced by the polite pause)")  # fmt: skip
     audio_format: str = Field("bestaudio/best", description="yt-dlp format selector")
@@ -155,7 +167,8 @@ def validate_url(url: str) -> str:
     return url.strip()
 
 
-def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
+def _ydl_opts(settings: IngestSettings, url: str, **extra: Any) -> dict[str, Any]:
+    pace = pace_for(url, settings.sleep_between_requests)
     opts: dict[str, Any] = {
         "quiet": True,
         "no_warnings": True,
@@ -172,8 +185,9 @@ def _ydl_opts(settings: IngestSettings, **extra: Any) -> dict[str, Any]:
             "extractor": settings.backoff_delay,
             "file_access": settings.backoff_delay,
         },
-        "sleep_interval_requests": settings.sleep_between_requests,
-        "sleep_interval": settings.sleep_between_requests,
+        "sleep_interval_requests": pace.request,
+        "sleep_interval": pace.download[0],
+        "max_sleep_interval": pace.download[1],
         "format": settings.audio_format,
         "allowed_extractors": ["default"],
         "logger": _YtDlpLogger(),
@@ -265,7 +279,7 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
         # Unprocessed: yt-dlp's processing of a flat listing only fills in, per entry, fields nobody reads
         # (output names for --print among them): 0.5 ms an entry, 5 s of a 10,000-entry playlist's re-submit.
         # A result that points elsewhere (a redirect, a video URL naming its playlist) is followed as usual.
-        with yt_dlp.YoutubeDL(_ydl_opts(settings, extract_flat="in_playlist")) as ydl:
+        with yt_dlp.YoutubeDL(_ydl_opts(settings, url, extract_flat="in_playlist")) as ydl:
             try:
                 info = ydl.extract_info(url, download=False, process=False)
                 if info is not None and info.get("_type") in ("url", "url_transparent"):
@@ -406,7 +420,7 @@ def _download_once(url: str, dest_stem: Path, settings: IngestSettings, expected
         shutil.rmtree(stale, ignore_errors=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".download-{dest_stem.name}-", dir=dest_stem.parent))
     try:
-        opts = _ydl_opts(settings, outtmpl=str(workdir / "audio.%(ext)s"), noplaylist=True)
+        opts = _ydl_opts(settings, url, outtmpl=str(workdir / "audio.%(ext)s"), noplaylist=True)
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=False)
             if info is None:

@@ -22,7 +22,8 @@ class Fault:
     file, send half, hang up. ``delay``: wait this many seconds before answering. ``after``: answer
     the first ``after`` requests properly (a site that fails mid-way: the extractor's request works,
     the download's does not). ``cookie``: answer 403 unless the request carries this cookie (``name=value``),
-    as a site that wants its visitor signed in.
+    as a site that wants its visitor signed in. ``message``: the status line's text (a site's own words, as
+    yt-dlp passes them on). ``until``: only before this ``time.monotonic()`` moment (a limit that lifts).
     """
 
     status: int | None = None
@@ -31,11 +32,14 @@ class Fault:
     times: int | None = None
     after: int = 0
     cookie: str | None = None
+    message: str | None = None
+    until: float | None = None
     seen: int = 0
     served: int = 0
 
     def active(self) -> bool:
-        return self.seen > self.after and (self.times is None or self.served < self.times)
+        lifted = self.until is not None and time.monotonic() >= self.until
+        return self.seen > self.after and (self.times is None or self.served < self.times) and not lifted
 
 
 _LOCK = threading.Lock()  # faults are counted across the server's threads
@@ -68,7 +72,7 @@ class FaultyHandler(RequestLog):
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status:
-            self.send_response(fault.status)
+            self.send_response(fault.status, fault.message)
             self.send_header("Content-Length", "0")
             if fault.status == 429:
                 self.send_header("Retry-After", "1")
@@ -89,6 +93,8 @@ class FaultyHandler(RequestLog):
     def send_head(self) -> Any:
         """What GET and HEAD both answer with (after :class:`RequestLog` has noted the request): the fault, when
         one is set and still active, else the file."""
+        with _LOCK:
+            getattr(self.server, "stamps", []).append((time.monotonic(), self.path.split("?")[0]))
         fault = self._fault()
         if fault is not None and self._misbehave(fault, body=self.command == "GET"):
             return None  # answered: nothing left to copy
@@ -100,6 +106,7 @@ class FaultyServer(FeedServer):
     """A :class:`FeedServer` whose ``fail(name, fault)`` makes one path misbehave."""
 
     faults: dict[str, Fault] = field(default_factory=dict)
+    stamps: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), path) of every request
 
     def fail(self, name: str, fault: Fault) -> None:
         with _LOCK:
@@ -112,4 +119,5 @@ def serve_with_faults(root: Path) -> Iterator[FaultyServer]:
     with serve(root, handler=FaultyHandler) as running:
         server = FaultyServer(root=running.root, httpd=running.httpd)
         running.httpd.faults = server.faults  # type: ignore[attr-defined]  # what FaultyHandler reads
+        running.httpd.stamps = server.stamps  # type: ignore[attr-defined]
         yield server

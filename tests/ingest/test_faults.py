@@ -61,14 +61,18 @@ def test_transient_errors_are_retried_then_succeed(
     assert server.faults[f"/{name}"].served == 2
 
 
-@pytest.mark.parametrize(("status", "reason"), [(429, "rate_limited"), (500, "server_error")])
+@pytest.mark.parametrize(
+    ("status", "state", "reason"),
+    [(429, SourceState.PENDING, "rate_limited"), (500, SourceState.REJECTED, "server_error")],
+)  # a rate limit speaks of the session, not the video: the source waits for the host (``HostWatch``)
 def test_persistent_transient_errors_give_up_after_bounded_retries(
-    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem], status: int, reason: str
-) -> None:
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem], status: int, state: SourceState,
+    reason: str,
+) -> None:  # fmt: skip
     name = _copy(server, feed_items[0], f"down-{status}.mp3")
     server.fail(name, Fault(status=status))
     source = _ingest_one(catalogue, server, FeedItem(name, "down", f"down-{status}", feed_items[0].duration))
-    assert (source.state, source.reason) == (SourceState.REJECTED, reason)
+    assert (source.state, source.reason) == (state, reason)
     assert f"after {SETTINGS.retries + 1} attempts" in (source.reason_detail or "")
     # Bounded: our retries times yt-dlp's own (it retries a download's 5xx itself).
     assert 1 < _gets(server, name) <= (SETTINGS.retries + 1) ** 2 + SETTINGS.retries + 1
@@ -154,7 +158,7 @@ def test_yt_dlp_calls_every_retry_sleep_function_the_way_it_calls_them() -> None
 
     from ingest.youtube import _ydl_opts
 
-    functions = _ydl_opts(SETTINGS)["retry_sleep_functions"]
+    functions = _ydl_opts(SETTINGS, "https://example.org/a.mp3")["retry_sleep_functions"]
     assert set(functions) == {"http", "fragment", "extractor", "file_access"}
     warnings: list[str] = []
     for name, sleep_func in functions.items():
@@ -220,3 +224,70 @@ def test_a_site_that_wants_its_visitor_signed_in_is_reached_with_the_users_cooki
     value = secret.split("=")[1]
     assert value not in caplog.text and value not in str(settings.model_dump())  # a path, never the cookie
     assert value not in str(done.info)
+
+
+def _feed_of_three(server: FaultyServer, feed_items: list[FeedItem], tag: str) -> list[FeedItem]:
+    return [FeedItem(_copy(server, item, f"{tag}-{i}.mp3"), f"{tag} {i}", f"{tag}-{i}", item.duration)
+            for i, item in enumerate(feed_items[:3])]  # fmt: skip
+
+
+def _download_all(catalogue: Catalogue, server: FaultyServer, items: list[FeedItem], settings: object) -> list:
+    from ingest.catalogue import download_sources
+
+    listing = list_playlist(server.write_feed(f"{items[0].guid}.xml", "three", items), SETTINGS)
+    with catalogue.sessions.begin() as session:
+        record_listing(session, listing, SETTINGS)
+        pending = pending_source_ids(session)
+    return list(download_sources(catalogue.sessions, pending, catalogue.home.audio_dir, settings))  # type: ignore[arg-type]
+
+
+def test_a_rate_limit_pauses_the_whole_host_then_every_entry_is_fetched(
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
+) -> None:
+    import time
+
+    items = _feed_of_three(server, feed_items, "limited")
+    pause = 2.0
+    server.fail(items[0].filename, Fault(status=429, until=time.monotonic() + 1.0))  # past our retries, then lifts
+    settings = SETTINGS.model_copy(update={"host_pause": pause, "parallel_downloads": 1})
+    outcomes = _download_all(catalogue, server, items, settings)
+    assert sorted(o.state for o in outcomes) == [SourceState.DOWNLOADED] * 3  # nothing rejected for the limit
+    limited = [t for t, path in server.stamps if path == f"/{items[0].filename}"]
+    fault = server.faults[f"/{items[0].filename}"]
+    last_429 = sorted(limited)[fault.served - 1]
+    others = [t for t, path in server.stamps if path in {f"/{i.filename}" for i in items[1:]}]
+    assert others and min(others) >= last_429 + pause - 0.1  # the host was left alone while it was paused
+
+
+def test_a_bot_check_leaves_the_rest_of_the_host_pending_until_a_run_that_passes(
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
+) -> None:
+    from ingest.catalogue import held_hosts
+
+    items = _feed_of_three(server, feed_items, "bot")
+    server.fail(items[0].filename, Fault(status=403, message="Sign in to confirm you're not a bot"))
+    settings = SETTINGS.model_copy(update={"parallel_downloads": 1})
+    outcomes = _download_all(catalogue, server, items, settings)
+    assert {(o.state, o.reason) for o in outcomes} == {(SourceState.PENDING, "bot_check")}
+    assert held_hosts(outcomes) == {"127.0.0.1": {"bot_check": 3}}
+    assert all(_gets(server, item.filename) == 0 for item in items[1:])  # not one more request to that host
+    del server.faults[f"/{items[0].filename}"]  # the user passed cookies: the next run fetches every one
+    again = _download_all(catalogue, server, items, settings)
+    assert sorted(o.state for o in again) == [SourceState.DOWNLOADED] * 3
+
+
+def test_youtube_gets_the_pace_its_wiki_asks_for_and_other_hosts_keep_theirs() -> None:
+    from ingest.pacing import YOUTUBE_PACE, expected_wait, pace_for
+    from ingest.youtube import _ydl_opts
+
+    video = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert pace_for(video, None) == pace_for("https://youtu.be/dQw4w9WgXcQ", None) == YOUTUBE_PACE
+    youtube, other = _ydl_opts(SETTINGS.model_copy(update={"sleep_between_requests": None}), video), _ydl_opts(
+        SETTINGS.model_copy(update={"sleep_between_requests": None}), "https://example.org/a.mp3")  # fmt: skip
+    assert (youtube["sleep_interval_requests"], youtube["sleep_interval"], youtube["max_sleep_interval"]) == (
+        0.75, 10.0, 20.0)  # fmt: skip
+    assert (other["sleep_interval_requests"], other["sleep_interval"]) == (1.0, 1.0)
+    assert _ydl_opts(SETTINGS, video)["sleep_interval"] == 0.0  # a pause the user set is kept, on YouTube too
+    hour = expected_wait([video] * 300, None)
+    assert 3300 <= hour <= 3700  # about 300 videos an hour
+    assert expected_wait([video] * 300 + ["https://example.org/a.mp3"] * 10, None) == hour  # hosts side by side
