@@ -379,3 +379,30 @@ def batch_flow(
         "tracks": outcome.tracks,
         "rejected": outcome.rejected,
     }
+
+
+@flow(name="export-dataset", log_prints=True)
+def export_flow(
+    folder: str | None = None,
+    licence: str | None = None,
+    style: str | None = None,
+    min_duration: float | None = None,
+    rejected: bool = False,
+) -> dict[str, Any]:
+    """Export the catalogue as a dataset (``db.export``: MIDI, metadata.parquet and .jsonl, splits, a card) into
+    ``folder`` (default: ``dataset/`` in the home); an export already there is updated, writing only what changed.
+    The dataset card is the run's markdown artifact."""
+    from db.export import ExportFilter, export_dataset
+
+    cat = catalogue()
+    target = Path(folder).expanduser().resolve() if folder else cat.home.root / "dataset"
+    only = ExportFilter(licence=licence, style=style, min_duration=min_duration, rejected=rejected)
+    summary = export_dataset(cat.sessions, target, only)
+    get_run_logger().info("exported %d pieces (%.2f h) to %s; %d files written", summary.pieces, summary.hours,
+                          target, len(summary.written))  # fmt: skip
+    if summary.missing:
+        get_run_logger().warning("%d catalogued MIDI files are gone, left out: %s", len(summary.missing),
+                                 ", ".join(summary.missing[:5]))  # fmt: skip
+    card = (target / "README.md").read_text(encoding="utf-8")
+    create_markdown_artifact(markdown=card, key="dataset-card", description=f"Dataset in {target}")
+    return summary.to_dict()

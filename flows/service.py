@@ -36,6 +36,7 @@ class Schedules:
 
     retrain_cron: str = "0 2 * * *"
     batch_cron: str = "30 3 * * *"
+    export_cron: str = "30 4 * * *"
     timezone: str = "UTC"
 
     @classmethod
@@ -43,6 +44,7 @@ class Schedules:
         return cls(
             retrain_cron=os.environ.get("TUNESMITH_RETRAIN_CRON", cls.retrain_cron),
             batch_cron=os.environ.get("TUNESMITH_BATCH_CRON", cls.batch_cron),
+            export_cron=os.environ.get("TUNESMITH_EXPORT_CRON", cls.export_cron),
             timezone=os.environ.get("TUNESMITH_TIMEZONE", cls.timezone),
         )
 
@@ -51,6 +53,7 @@ class Schedules:
         return {
             "TUNESMITH_RETRAIN_CRON": self.retrain_cron,
             "TUNESMITH_BATCH_CRON": self.batch_cron,
+            "TUNESMITH_EXPORT_CRON": self.export_cron,
             "TUNESMITH_TIMEZONE": self.timezone,
         }
 

@@ -170,6 +170,36 @@ def test_submit_runs_the_ingest_deployment_on_the_worker(
     assert {(a.key, a.data) for a in _on(service, progress)} >= {("ingest-downloads", 100), ("transcribe-pieces", 100)}
 
 
+def test_the_nightly_export_runs_on_the_worker_and_publishes_the_dataset_card(
+    as_service_home: Service, ingest_run: tuple[dict[str, Any], Any]
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    service = as_service_home
+
+    async def start() -> Any:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("export-dataset/nightly-export")
+            assert [s.schedule.cron for s in deployment.schedules] == ["30 4 * * *"]  # type: ignore[union-attr]
+            return await client.create_flow_run_from_deployment(deployment.id)
+
+    run = _wait(service, str(_on(service, start).id))
+    assert run.state.is_completed(), run.state
+    dataset = service.home.root / "dataset"
+    rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all((dataset / row["midi"]).is_file() for row in rows)
+
+    async def card() -> list[Any]:
+        async with get_client() as client:
+            return list(await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dataset-card"])),
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))))  # fmt: skip
+
+    (artifact,) = _on(service, card)
+    assert "2 pieces" in artifact.data and artifact.data == (dataset / "README.md").read_text()
+
+
 @pytest.mark.browser
 def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service, ingest_run: tuple[dict[str, Any], Any]) -> None:
     """Headless Chromium (Debian's, driven by Selenium; no browser download) finds the run in the UI."""
