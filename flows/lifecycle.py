@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 STOP_SECONDS = 8.0  # after a signal, at most this long before the command exits whatever is still running
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -196,36 +198,127 @@ def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+GRACE_SECONDS = 3.0  # a signal the main thread has not acted on by then is acted on by the watcher
+
+
+@dataclass
+class _Stop:
+    """The one way a signalled command ends, whichever thread gets there first (see ``stopping``)."""
+
+    progress: Progress
+    on_stop: Callable[[], None]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self, signum: int) -> None:
+        """Release, stop every process this one started, say how far it got, exit 130 or 143; at most
+        ``STOP_SECONDS`` however it goes. Only the first caller does it; a later one waits for the exit."""
+        if not self.lock.acquire(blocking=False):
+            threading.Event().wait()  # the first caller ends the process, its watchdog at the latest
+        code = Stopped(signum).exit_code
+        started = descendants()
+        work = [pid for pid in started if _session(pid) == os.getsid(0)]  # ffmpeg, FluidSynth, Dask workers...
+        freeze(work)
+        watchdog = threading.Timer(STOP_SECONDS, os._exit, args=(code,))
+        watchdog.daemon = True
+        watchdog.start()
+        with contextlib.suppress(Exception):
+            self.on_stop()
+        stop_processes([pid for pid in started if pid not in work])  # the temporary server, in its own session
+        for cleanup in _cleanups:
+            with contextlib.suppress(Exception):
+                cleanup()
+        sys.stderr.write(f"{self.progress.summary()}; run the same command to resume\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP each of ``pids`` now and SIGKILL them once this process has exited, however it exits.
+
+    Killed while this process still runs, a child's death would reach the work waiting on it (a decoder gone
+    reads as a file that is not audio) and be catalogued as that piece's verdict. Frozen, it dies with no one
+    left to misread it: a forked reaper waits for this process to end, then kills them.
+    """
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGSTOP)
+    if not pids:
+        return
+    parent = os.getpid()
+    if os.fork() == 0:  # pragma: no cover - the reaper: only async-signal-safe calls from here
+        try:
+            while os.getppid() == parent:
+                time.sleep(0.02)
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            os._exit(0)
+
+
+def _watch(read_fd: int, stop: _Stop) -> None:
+    """Read the signal numbers Python's C-level handler writes to the wakeup fd: whatever Python handler ran
+    (ours, or Prefect's flow engine's, which replaces ours for SIGTERM during a flow run) and whatever became
+    of the exception it raised (one raised inside a ``__del__``, as TensorFlow's, is printed and dropped),
+    a stop signal the main thread has not acted on within ``GRACE_SECONDS`` is acted on here."""
+    with open(read_fd, "rb", buffering=0) as wakeups:
+        while data := wakeups.read(64):
+            wanted = [n for n in data if n in EXIT_CODES]
+            if wanted:
+                time.sleep(GRACE_SECONDS)
+                stop.now(wanted[0])
+
+
+def _lost_in_finaliser(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An unraisable-exception hook that sends a stop signal's exception, raised inside a finaliser and so
+    dropped, to the log instead of the terminal (the watcher acts on the signal); any other goes to ``previous``."""
+
+    def hook(unraisable: Any) -> object:
+        if type(unraisable.exc_value).__name__ in {"Stopped", "TerminationSignal"}:
+            logging.getLogger("tunesmith").info("a stop signal landed in %r; the watcher stops the command",
+                                                unraisable.object)  # fmt: skip
+            return None
+        return previous(unraisable)
+
+    return hook
+
+
 @contextlib.contextmanager
 def stopping(*, on_stop: Callable[[], None] = lambda: None) -> Iterator[Progress]:
     """SIGINT and SIGTERM raise :class:`Stopped` in the main thread for the block; on it, ``on_stop`` runs
     (release what the command holds), every process the command started is stopped, one ``stopped:`` line
     goes to stderr and the process exits 130 or 143, at most ``STOP_SECONDS`` after the signal (threads
-    still waiting on the network are not waited for: what they had not recorded is done again next time)."""
+    still waiting on the network are not waited for: what they had not recorded is done again next time).
+    A watcher thread does the same where the exception was lost (``_watch``)."""
     from flows.progress import listening
 
     progress = Progress()
+    stop = _Stop(progress, on_stop)
     previous = {sig: signal.signal(sig, _raise_stopped) for sig in EXIT_CODES}
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(read_fd, stop), name="tunesmith-stop", daemon=True).start()
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _lost_in_finaliser(sys.unraisablehook)
     try:
         with listening(progress):
             yield progress
-    except Stopped as stop:
+    except Stopped as stopped:
         for sig in EXIT_CODES:  # a second Ctrl-C now ends it at once
             signal.signal(sig, signal.SIG_DFL)
-        watchdog = threading.Timer(STOP_SECONDS, os._exit, args=(stop.exit_code,))
-        watchdog.daemon = True
-        watchdog.start()
-        with contextlib.suppress(Exception):
-            on_stop()
-        stop_processes(descendants())
-        for cleanup in _cleanups:
-            with contextlib.suppress(Exception):
-                cleanup()
-        sys.stderr.write(f"{progress.summary()}; run the same command to resume\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-        os._exit(stop.exit_code)
+        stop.now(stopped.signum)
     finally:
+        sys.unraisablehook = previous_hook
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write_fd)  # the watcher reads end-of-file and returns
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)

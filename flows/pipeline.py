@@ -332,6 +332,7 @@ def retrain_flow(
     if filled:
         get_run_logger().info("derived the beat grid of %d pieces transcribed before grids were kept", filled)
     settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
+    report("training", 0, settings.epochs)  # begun: a command stopped now says so
     outcome = train_from_catalogue(
         cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir,
         on_epoch=lambda epoch, total, loss: report("training", epoch, total, f"validation loss {loss:.3f}"),
@@ -363,6 +364,7 @@ def batch_flow(
         count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi,
         loop=loop,
     )  # fmt: skip
+    report("tracks", 0, settings.count)  # begun: a command stopped now says so
     outcome = generate_batch(
         cat.sessions,
         cat.home.batches_dir,

@@ -78,7 +78,7 @@ def test_submit_train_generate_pull(
     reported.clear()
     with listening(lambda *event: reported.append(event)):
         batch = batch_flow(count=2, minutes=0.5, seed=3, style="end-to-end", prompt_midi=str(pieces[0].midi_path))
-    assert [(done, total) for name, done, total, _ in reported if name == "tracks"] == [(1, 2), (2, 2)]
+    assert [(done, total) for name, done, total, _ in reported if name == "tracks"] == [(0, 2), (1, 2), (2, 2)]
     folder = Path(batch["folder"])
     assert batch["tracks"] == 2
     manifest = json.loads((folder / "manifest.json").read_text())
