@@ -319,14 +319,17 @@ def generate(
     style: Annotated[str | None, typer.Option(help="in the style of one playlist (see `status`)")] = None,
     prompt: Annotated[Path | None, typer.Option(help="a MIDI file the tracks continue", exists=True)] = None,
     loop: Annotated[bool, typer.Option(help="tracks that repeat without a seam (no ending)")] = False,
+    stems: Annotated[bool, typer.Option(help="each part also alone, under stems/ (they sum to the mix)")] = True,
+    wav: Annotated[bool, typer.Option(help="every track and stem also as a WAV")] = False,
 ) -> None:
-    """Make a batch of tracks now with the current model, each --minutes long to the bar."""
+    """Make a batch of tracks now with the current model, each --minutes long to the bar, with its stems."""
     home = configure_environment()
     log_file = route_logs(home)
     from generate.batch import GenerateSettings, GenerationError
 
     asked = GenerateSettings(**_given(count=count, minutes=minutes))
-    with _running_flows(home, _needed_mb(10 + asked.count * asked.minutes * TRACK_MINUTE_MB)) as ready:
+    minute_mb = TRACK_MINUTE_MB * (5 if stems else 1) * (2 if wav else 1)  # a mix, and up to four stems
+    with _running_flows(home, _needed_mb(10 + asked.count * asked.minutes * minute_mb)) as ready:
         from flows.pipeline import batch_flow
 
         ready()
@@ -338,6 +341,8 @@ def generate(
                     style=style,
                     prompt_midi=str(prompt.resolve()) if prompt else None,
                     loop=loop,
+                    stems=stems,
+                    wav=wav,
                 )
         except GenerationError as error:
             _fail(str(error))
@@ -539,7 +544,7 @@ def demo(
 
     dataset = export_dataset(open_catalogue(home).sessions, home.root / "dataset")
     _log_note(log_file)
-    typer.echo(f"\nYour batch is ready: {folder} (open index.html in it)")
+    typer.echo(f"\nYour batch is ready: {folder} (open index.html in it; each track's stems are in stems/)")
     typer.echo(f"The catalogue as a dataset: {dataset.folder} ({dataset.pieces} pieces; its card: README.md)")
 
 

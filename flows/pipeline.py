@@ -356,13 +356,16 @@ def batch_flow(
     style: str | None = None,
     prompt_midi: str | None = None,
     loop: bool = False,
+    stems: bool = GenerateSettings.stems,
+    wav: bool = GenerateSettings.wav,
 ) -> dict[str, Any]:
     """Generate a batch of tracks with the current model (``style``: one playlist's style; default: all;
-    ``loop``: tracks that repeat without a seam instead of ending)."""
+    ``loop``: tracks that repeat without a seam instead of ending; ``stems``: each part also alone, summing to
+    the mix; ``wav``: every track and stem also as a WAV)."""
     cat = catalogue()
     settings = GenerateSettings(
         count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi,
-        loop=loop,
+        loop=loop, stems=stems, wav=wav,
     )  # fmt: skip
     report("tracks", 0, settings.count)  # begun: a command stopped now says so
     outcome = generate_batch(

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from music21 import instrument, meter, note, stream, tempo
 
@@ -134,32 +135,80 @@ def arrange(
 
 
 def write_midi(arrangement: Arrangement, path: Path) -> Path:
-    """The score as a MIDI file (music21), with the drums as one more track on channel 10."""
+    """The score as a MIDI file (music21): a track per part, named by the part and on its own channel, and the
+    drums as one more track on channel 10.
+
+    music21 gives parts on one instrument one channel, where a note ending in one part silences the same
+    pitch still sounding in another (the felt piano's three parts are all piano); on their own channels the
+    parts sound as written, and each can be played alone as a stem (``stem_midis``).
+    """
+    import mido
+
     with atomic_path(path) as tmp:
         arrangement.score.write("midi", fp=str(tmp))
+        midi = mido.MidiFile(str(tmp))
+        parts = [str(part.id) for part in arrangement.score.parts]
+        if len(midi.tracks) == len(parts) + 1:  # the conductor track (tempo, meter), then one per part
+            for number, (name, track) in enumerate(zip(parts, midi.tracks[1:], strict=True)):
+                _own_track(track, name, channel=number if number < DRUM_CHANNEL else number + 1)
         if arrangement.drums:
-            _add_drums(tmp, arrangement.drums, arrangement.steps_per_beat)
+            midi.tracks.append(_drum_track(arrangement.drums, arrangement.steps_per_beat, midi.ticks_per_beat))
+        midi.save(str(tmp))
     return path
 
 
-def _add_drums(path: Path, hits: Sequence[Hit], steps_per_beat: int) -> None:
+DRUM_CHANNEL = 9  # General MIDI's channel 10
+
+
+def _own_track(track: Any, name: str, *, channel: int) -> None:
     import mido
 
-    midi = mido.MidiFile(str(path))
-    per_step = midi.ticks_per_beat / steps_per_beat
+    for index, message in enumerate(track):
+        if message.type == "track_name":
+            track[index] = message.copy(name=name)
+        elif hasattr(message, "channel"):
+            track[index] = message.copy(channel=channel)
+    if not any(message.type == "track_name" for message in track):
+        track.insert(0, mido.MetaMessage("track_name", name=name, time=0))
+
+
+def stem_midis(midi_path: Path, folder: Path, prefix: str) -> dict[str, Path]:
+    """One MIDI file per part of ``midi_path`` (as ``write_midi`` writes them) that plays a note: its conductor
+    track and that part's track, named ``{prefix}-{part}.mid`` in ``folder``; by part name, in track order."""
+    import mido
+
+    source = mido.MidiFile(str(midi_path))
+    stems: dict[str, Path] = {}
+    for track in source.tracks[1:]:
+        if not any(message.type == "note_on" and message.velocity > 0 for message in track):
+            continue
+        alone = mido.MidiFile(type=source.type, ticks_per_beat=source.ticks_per_beat)
+        alone.tracks = [source.tracks[0], track]
+        path = folder / f"{prefix}-{track.name}.mid"
+        with atomic_path(path) as tmp:
+            alone.save(str(tmp))
+        stems[track.name] = path
+    return stems
+
+
+def _drum_track(hits: Sequence[Hit], steps_per_beat: int, ticks_per_beat: int) -> Any:
+    import mido
+
+    per_step = ticks_per_beat / steps_per_beat
     events = []
     for hit in hits:
         tick = round(hit.step * per_step)
-        events.append((tick, 1, mido.Message("note_on", channel=9, note=hit.key, velocity=hit.velocity)))
-        events.append((tick + round(per_step), 0, mido.Message("note_off", channel=9, note=hit.key, velocity=0)))
+        events.append((tick, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=hit.key, velocity=hit.velocity)))
+        events.append(
+            (tick + round(per_step), 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=hit.key, velocity=0))
+        )
     track = mido.MidiTrack([mido.MetaMessage("track_name", name="drums", time=0)])
     now = 0
     for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
         track.append(message.copy(time=tick - now))
         now = tick
     track.append(mido.MetaMessage("end_of_track", time=0))
-    midi.tracks.append(track)
-    midi.save(str(path))
+    return track
 
 
 def singable(piece: GridPiece, config: TokenizerConfig, *, max_leap: int = 12) -> GridPiece:

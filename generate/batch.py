@@ -53,6 +53,8 @@ class GenerateSettings:
     style: str | None = None  # a playlist's style; None draws one per track, as often as the training data has it
     prompt_midi: str | None = None  # a MIDI file whose tokens start every track (the tracks continue it)
     loop: bool = False  # tracks whose last bar leads back into the first, cut to repeat without a seam
+    stems: bool = True  # each track's parts also alone, summing to the mix (generate.render)
+    wav: bool = False  # every track and stem also as a WAV
     candidates: int = 4  # drafts sampled per track when finishing selects among them (generate.finish)
     guards: GuardSettings = field(default_factory=GuardSettings)
     finishing: Finishing = field(default_factory=Finishing)  # which finishing steps run (generate.finish)
@@ -207,7 +209,8 @@ def generate_batch(
                 if chosen is None:
                     continue
                 kept.append(chosen.piece)
-                entry = render_track(work, len(manifest) + 1, chosen, saved, rng=rng, model_id=model_id, stamp=stamp)
+                entry = render_track(work, len(manifest) + 1, chosen, saved, rng=rng, model_id=model_id, stamp=stamp,
+                                     stems=settings.stems, wav=settings.wav)  # fmt: skip
                 manifest.append(
                     entry
                     | {"style": chosen.draft.style, "chords": [c.name for c in chosen.chords],

@@ -1,9 +1,9 @@
 """A batch's page: ``index.html`` beside its tracks, to listen and choose without any other tool.
 
 Every track gets its audio player, piano roll, key, tempo, meter, length, instruments and style
-(and its form, when the manifest plans one); the batch its licence and model. Only relative links
-to files in the folder and inline CSS: the page works opened from disk (file://), from any static
-server, and after ``tunesmith pull`` copies the folder elsewhere.
+(and its form, when the manifest plans one) and its downloads (MIDI, MP3, WAV, stems); the batch its
+licence and model. Only relative links to files in the folder and inline CSS: the page works opened
+from disk (file://), from any static server, and after ``tunesmith pull`` copies the folder elsewhere.
 """
 
 from __future__ import annotations
@@ -58,9 +58,20 @@ def _track(track: dict[str, Any]) -> str:
         f'<audio controls preload="none" src="{mp3}"></audio>'
         f"<dl>{rows}</dl>"
         f'<img src="{png}" alt="piano roll of {escape(str(track["title"]), quote=True)}">'
-        f'<p><a href="{mp3}" download>MP3</a> · <a href="{mid}" download>MIDI</a></p>'
+        f'<p><a href="{mp3}" download>MP3</a> · <a href="{mid}" download>MIDI</a>{_downloads(track)}</p>'
         "</article>"
     )
+
+
+def _downloads(track: dict[str, Any]) -> str:
+    """The mix's WAV and each stem (MP3, and WAV when made), as download links after the mix's own."""
+    links = f' · <a href="{escape(str(track["wav"]), quote=True)}" download>WAV</a>' if track.get("wav") else ""
+    wavs = track.get("stems_wav") or {}
+    for name, mp3 in (track.get("stems") or {}).items():
+        links += f' · stem {escape(str(name))}: <a href="{escape(str(mp3), quote=True)}" download>MP3</a>'
+        if name in wavs:
+            links += f' <a href="{escape(str(wavs[name]), quote=True)}" download>WAV</a>'
+    return links
 
 
 def render_page(manifest: dict[str, Any], name: str) -> str:

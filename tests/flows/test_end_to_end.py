@@ -117,6 +117,11 @@ def test_submit_train_generate_pull(
         assert len(track["chords"]) >= track["bars"]
         assert track["guards"]["longest_copy"] < 12
         assert (folder / track["mp3"]).stat().st_size > 100_000 and (folder / track["pianoroll"]).is_file()
+        assert "melody" in track["stems"] and set(track["stems"]) <= {"melody", "chords", "bass"}  # no drums here
+    from tests.generate.test_stems import _residual_db
+
+    first = manifest["tracks"][0]  # its stems, as the batch wrote them, sum to its mix
+    assert _residual_db([folder / stem for stem in first["stems"].values()], folder / first["mp3"]) < -20
 
     runner = CliRunner()
     status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)

@@ -89,7 +89,7 @@ def test_guards_reject_copies_and_hammering() -> None:
     assert report.reason is None and report.longest_copy < settings.max_copy
 
 
-def test_a_track_renders_to_a_tagged_44k_192k_mp3_of_its_bars(tmp_path: Path) -> None:
+def test_a_track_renders_to_a_tagged_44k_320k_mp3_of_its_bars(tmp_path: Path) -> None:
     chord = [(0, 72, 4), (0, 64, 4), (0, 55, 4), (0, 36, 4), (4, 74, 4), (4, 65, 4), (4, 50, 4), (8, 76, 8)]
     piece = GridPiece(4, tuple(GridNote(bar * 16 + s, p, d) for bar in range(8) for s, p, d in chord))
     arrangement = arrange(piece, bpm=100, palette=PALETTES[2], config=CONFIG)
@@ -106,7 +106,7 @@ def test_a_track_renders_to_a_tagged_44k_192k_mp3_of_its_bars(tmp_path: Path) ->
     probe = subprocess.run(command, capture_output=True, text=True, check=True)
     info = json.loads(probe.stdout)
     assert info["streams"][0]["sample_rate"] == "44100"
-    assert int(info["streams"][0]["bit_rate"]) == 192000
+    assert int(info["streams"][0]["bit_rate"]) == 320000
     assert info["format"]["tags"]["artist"] == "tunesmith"
 
 

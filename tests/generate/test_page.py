@@ -36,6 +36,8 @@ def _manifest() -> dict:
             "sections": [{"label": "A", "start": 0, "bars": 8}, {"label": "B", "start": 8, "bars": 48},
                          {"label": "A", "start": 56, "bars": 8}],
         },
+        "wav": "01.wav", "stems": {"melody": "stems/01-melody.mp3", "bass": "stems/01-bass.mp3"},
+        "stems_wav": {"melody": "stems/01-melody.wav", "bass": "stems/01-bass.wav"},
     }  # fmt: skip
     return {"model_id": 7, "created": "20261123-081047", "licence": "CC0 1.0", "tracks": [track]}
 
@@ -48,7 +50,8 @@ def test_the_page_shows_every_fact_escapes_titles_and_links_only_to_its_own_file
     (tmp_path / "index.html").write_text(html, encoding="utf-8")
     links = page_links(tmp_path / "index.html")
     assert links["audio"] == ["01.mp3"] and links["img"] == ["01.png"]
-    assert links["a"] == ["manifest.json", "01.mp3", "01.mid"]
+    assert links["a"] == ["manifest.json", "01.mp3", "01.mid", "01.wav", "stems/01-melody.mp3", "stems/01-melody.wav",
+                          "stems/01-bass.mp3", "stems/01-bass.wav"]  # fmt: skip
     assert not links["link"] and not links["script"]  # no stylesheet or script from anywhere
     assert not any("//" in link for tag in links.values() for link in tag)  # nothing off the folder
 
