@@ -321,12 +321,22 @@ def generate(
     loop: Annotated[bool, typer.Option(help="tracks that repeat without a seam (no ending)")] = False,
     stems: Annotated[bool, typer.Option(help="each part also alone, under stems/ (they sum to the mix)")] = True,
     wav: Annotated[bool, typer.Option(help="every track and stem also as a WAV")] = False,
+    tempo: Annotated[float | None, typer.Option(help="beats a minute, exactly (default: the style's pieces')")] = None,
+    key: Annotated[str | None, typer.Option(help='e.g. "D minor", "Bb major" (default: the style\'s pieces\')')] = None,
+    meter: Annotated[int | None, typer.Option(help="beats a bar: 3 or 4 (default: the style's pieces')")] = None,
+    energy: Annotated[str, typer.Option(help="low, medium or high: notes, dynamics and drums")] = "medium",
+    instruments: Annotated[str | None, typer.Option(help="a palette, e.g. strings (default: from the style)")] = None,
 ) -> None:
     """Make a batch of tracks now with the current model, each --minutes long to the bar, with its stems."""
     home = configure_environment()
     log_file = route_logs(home)
     from generate.batch import GenerateSettings, GenerationError
+    from generate.controls import Controls
 
+    try:
+        Controls(tempo=tempo, key=key, meter=meter, energy=energy, instruments=instruments)  # type: ignore[arg-type]
+    except ValueError as error:
+        _fail(str(error), code=2)
     asked = GenerateSettings(**_given(count=count, minutes=minutes))
     minute_mb = TRACK_MINUTE_MB * (5 if stems else 1) * (2 if wav else 1)  # a mix, and up to four stems
     with _running_flows(home, _needed_mb(10 + asked.count * asked.minutes * minute_mb)) as ready:
@@ -343,9 +353,17 @@ def generate(
                     loop=loop,
                     stems=stems,
                     wav=wav,
+                    tempo=tempo,
+                    key=key,
+                    meter=meter,
+                    energy=energy,  # type: ignore[arg-type]
+                    instruments=instruments,
                 )
         except GenerationError as error:
             _fail(str(error))
+    notes: list[str] = result["notes"] if isinstance(result, dict) else []
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     _print_json(result)
     _log_note(log_file)
 

@@ -24,6 +24,7 @@ from db.catalogue import Catalogue, open_catalogue
 from db.models import Reason
 from flows.progress import report
 from generate.batch import GenerateSettings, generate_batch
+from generate.controls import Controls, Energy
 from ingest.catalogue import (
     STYLE_PATTERN,
     DownloadOutcome,
@@ -358,14 +359,22 @@ def batch_flow(
     loop: bool = False,
     stems: bool = GenerateSettings.stems,
     wav: bool = GenerateSettings.wav,
+    tempo: float | None = None,
+    key: str | None = None,
+    meter: int | None = None,
+    energy: Energy = "medium",
+    instruments: str | None = None,
 ) -> dict[str, Any]:
     """Generate a batch of tracks with the current model (``style``: one playlist's style; default: all;
     ``loop``: tracks that repeat without a seam instead of ending; ``stems``: each part also alone, summing to
-    the mix; ``wav``: every track and stem also as a WAV)."""
+    the mix; ``wav``: every track and stem also as a WAV). ``tempo`` (beats a minute), ``key`` ("D minor"),
+    ``meter`` (3 or 4 beats a bar) and ``instruments`` (a palette's name) are honoured exactly where given;
+    ``energy`` moves how many notes start, how hard they are played and the drums."""
     cat = catalogue()
+    controls = Controls(tempo=tempo, key=key, meter=meter, energy=energy, instruments=instruments)
     settings = GenerateSettings(
         count=count, minutes=minutes, temperature=temperature, seed=seed, style=style, prompt_midi=prompt_midi,
-        loop=loop, stems=stems, wav=wav,
+        loop=loop, stems=stems, wav=wav, controls=controls,
     )  # fmt: skip
     report("tracks", 0, settings.count)  # begun: a command stopped now says so
     outcome = generate_batch(
@@ -383,6 +392,7 @@ def batch_flow(
         "folder": str(outcome.folder),
         "tracks": outcome.tracks,
         "rejected": outcome.rejected,
+        "notes": outcome.notes,
     }
 
 

@@ -37,6 +37,7 @@ PALETTES = (  # the first four in the order earlier batches drew them
     Palette("chamber winds", melody=68, chords=48, bass=70, bright=True, sustained=True),
     Palette("felt piano", melody=0, chords=0, bass=0, bright=False, sustained=False),
 )
+VELOCITIES = {"melody": 92, "chords": 58, "bass": 80}  # each line's velocity at medium energy
 BRIGHT_CENTROID = 1800.0  # Hz: a style whose sources' median spectral centroid is above this sounds bright
 STRUCK_SHARE = 0.15  # a style whose sources put more of their top band in attacks sounds struck or plucked
 
@@ -55,6 +56,14 @@ class StyleSound:
     @property
     def sustained(self) -> bool:
         return self.percussive_share < STRUCK_SHARE
+
+    def describe(self) -> str:
+        """Why its palettes were chosen, as the manifest and the page say it."""
+        return (
+            f"the style's sources sound {'bright' if self.bright else 'dark'} (spectral centroid"
+            f" {self.centroid:.0f} Hz) and {'sustained' if self.sustained else 'struck or plucked'}"
+            f" ({self.percussive_share:.0%} of the top band in attacks)"
+        )
 
 
 def palettes_for(sound: StyleSound | None) -> list[Palette]:
@@ -101,16 +110,18 @@ def arrange(
     config: TokenizerConfig,
     bars: int | None = None,
     drums: Sequence[Hit] = (),
+    velocity: float = 1.0,
 ) -> Arrangement:
     """Build the score at ``bpm`` on the palette's instruments, with ``drums`` if any, in the piece's meter (its
     beats a bar over quarter notes: a MIDI file without one reads as 4/4, and a waltz's bars come out shifted
-    in a sequencer); nothing sounds past the last of its ``bars`` (by default the bar of its last note)."""
+    in a sequencer); nothing sounds past the last of its ``bars`` (by default the bar of its last note). Every
+    part's velocity is multiplied by ``velocity`` (the energy asked for: ``generate.controls``)."""
     score = stream.Score()
     events: list[NoteEvent] = []
     spb = config.steps_per_beat
     seconds_per_step = 60.0 / bpm / spb
     end = (bars if bars is not None else piece.bars(config)) * piece.bar_steps(config)
-    velocities = {"melody": 92, "chords": 58, "bass": 80}
+    velocities = {line: min(127, round(v * velocity)) for line, v in VELOCITIES.items()}
     programs = {"melody": palette.melody, "chords": palette.chords, "bass": palette.bass}
     for line, notes in _lines(piece).items():
         part = stream.Part(id=line)

@@ -30,14 +30,17 @@ def trim_silence(audio: AudioSegment, *, threshold_dbfs: float = -60.0, keep_ms:
     return audio[start : min(len(audio), end + keep_ms)]
 
 
-def loudness_gain(audio: AudioSegment, *, target_dbfs: float = -16.0, peak_dbfs: float = -1.0) -> float:
+LOUDNESS_DBFS = -16.0  # a track's average loudness, at medium energy (generate.controls)
+
+
+def loudness_gain(audio: AudioSegment, *, target_dbfs: float = LOUDNESS_DBFS, peak_dbfs: float = -1.0) -> float:
     """The gain in dB that brings the average loudness to ``target_dbfs`` without a peak passing ``peak_dbfs``."""
     if audio.dBFS == float("-inf"):
         return 0.0
     return float(min(target_dbfs - audio.dBFS, peak_dbfs - audio.max_dBFS))
 
 
-def normalise(audio: AudioSegment, *, target_dbfs: float = -16.0, peak_dbfs: float = -1.0) -> AudioSegment:
+def normalise(audio: AudioSegment, *, target_dbfs: float = LOUDNESS_DBFS, peak_dbfs: float = -1.0) -> AudioSegment:
     """Bring the average loudness to ``target_dbfs`` without letting a peak pass ``peak_dbfs``."""
     return audio.apply_gain(loudness_gain(audio, target_dbfs=target_dbfs, peak_dbfs=peak_dbfs))
 
@@ -49,13 +52,6 @@ def encode_mp3(
     with atomic_path(mp3_path, suffix=".mp3") as tmp:
         audio.set_frame_rate(MP3_RATE).export(tmp, format="mp3", bitrate=bitrate, tags=tags or {}, id3v2_version="3")
     return mp3_path
-
-
-def wav_to_mp3(wav_path: Path, mp3_path: Path, *, tags: dict[str, str] | None = None, bitrate: str = BITRATE) -> float:
-    """Trim, normalise and encode a rendered WAV; returns the MP3's duration in seconds."""
-    audio = normalise(trim_silence(AudioSegment.from_wav(wav_path)))
-    encode_mp3(audio, mp3_path, tags=tags, bitrate=bitrate)
-    return len(audio) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -80,19 +76,21 @@ def finish_track(
     bitrate: str = BITRATE,
     wav_out: Path | None = None,
     stems: Sequence[Stem] = (),
+    loudness_dbfs: float = LOUDNESS_DBFS,
 ) -> float:
     """Cut a rendered WAV to exactly ``seconds`` and encode it; returns the MP3's duration in seconds.
 
     A track starts at the render's start and ends with a fade over its last ``fade_seconds``; a loop is
     the span from ``loop_from`` (a render of the loop played twice, cut at the second pass), so the
     sound still ringing from its last bar is already under its first and the seam is inaudible.
-    ``wav_out`` also keeps the finished mix as a 16-bit WAV. Each of ``stems`` is cut, faded and raised
+    The mix is raised to ``loudness_dbfs`` on average, its peaks kept under -1 dBFS. ``wav_out`` also keeps the
+    finished mix as a 16-bit WAV. Each of ``stems`` is cut, faded and raised
     by the very gain of the mix (the synthesizer mixes linearly, so the stems sum to the mix), one at a
     time, so memory holds two renders whatever the count.
     """
     rendered = AudioSegment.from_wav(wav_path)
     audio = _cut(rendered, seconds=seconds, fade_seconds=fade_seconds, loop_from=loop_from)
-    gain = loudness_gain(audio)
+    gain = loudness_gain(audio, target_dbfs=loudness_dbfs)
     _write(audio.apply_gain(gain), mp3_path, wav_out, tags=tags, bitrate=bitrate)
     for stem in stems:
         part = AudioSegment.from_wav(stem.rendered)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Batch, Track
 from db.queries import current_model
+from generate.controls import Controls
 from generate.draft import Draft, DraftError, plan_draft, prompt_head, prompt_ids, sample_material, styles_to_draw
 from generate.finish import Finished, Finishing, finish
 from generate.guards import GuardSettings
@@ -58,6 +59,7 @@ class GenerateSettings:
     candidates: int = 4  # drafts sampled per track when finishing selects among them (generate.finish)
     guards: GuardSettings = field(default_factory=GuardSettings)
     finishing: Finishing = field(default_factory=Finishing)  # which finishing steps run (generate.finish)
+    controls: Controls = field(default_factory=Controls)  # a creator's tempo, key, meter, energy, instruments
 
     def __post_init__(self) -> None:
         if self.count < 1 or self.max_rounds < 1 or self.candidates < 1:
@@ -79,6 +81,7 @@ class BatchOutcome:
     folder: Path
     tracks: int
     rejected: dict[str, int]
+    notes: list[str] = field(default_factory=list)  # what was asked that the style's own pieces never do
 
 
 def move_into_place(work: Path, parent: Path, name: str) -> Path:
@@ -172,12 +175,16 @@ def generate_batch(
         settings = dataclasses.replace(settings, seed=random.SystemRandom().randrange(2**31))
     rng = random.Random(settings.seed)
     steps = settings.finishing
+    controls = settings.controls
     try:
         styles = styles_to_draw(saved, settings.style)
-        prompt = prompt_ids(saved, settings.prompt_midi)
+        prompt = prompt_ids(saved, settings.prompt_midi, controls)
     except DraftError as error:
         raise GenerationError(str(error)) from error
     head = prompt_head(saved, prompt)
+    notes = [note for record in styles.values() for note in controls.unusual(record)]
+    for note in notes:
+        log.info("%s", note)
 
     batches_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -193,14 +200,16 @@ def generate_batch(
                 break
             temperature = settings.temperature * (1 + 0.1 * round_number)  # hotter after rejections
             tracks = [
-                plan_draft(styles, minutes=settings.minutes, loop=settings.loop, rng=rng, prompt_head=head)
+                plan_draft(
+                    styles, minutes=settings.minutes, loop=settings.loop, rng=rng, prompt_head=head, controls=controls
+                )  # fmt: skip
                 for _ in range(missing)
             ]
             per_track = settings.drafts_per_track
             drafts = [track.candidate() for track in tracks for _ in range(per_track)]  # sampled apart
             sample_material(
                 saved, drafts, prompt, temperature=temperature, top_p=settings.top_p, rng=rng, loop=settings.loop,
-                lifted=steps.lift, registered=steps.register, planned=steps.form,
+                lifted=steps.lift, registered=steps.register, planned=steps.form, onsets=controls.level.onsets,
             )  # fmt: skip
             drafted += len(drafts)
             for number in range(len(tracks)):
@@ -210,7 +219,7 @@ def generate_batch(
                     continue
                 kept.append(chosen.piece)
                 entry = render_track(work, len(manifest) + 1, chosen, saved, rng=rng, model_id=model_id, stamp=stamp,
-                                     stems=settings.stems, wav=settings.wav)  # fmt: skip
+                                     stems=settings.stems, wav=settings.wav, controls=controls)  # fmt: skip
                 manifest.append(
                     entry
                     | {"style": chosen.draft.style, "chords": [c.name for c in chosen.chords],
@@ -229,6 +238,7 @@ def generate_batch(
             "licence": LICENCE,
             "settings": settings.to_dict(),
             "finishing": steps.on(),
+            "notes": notes,
             "drafts": drafted,
             "rejected": dict(rejected),
             "longest_copy": max(item["guards"]["longest_copy"] for item in manifest),
@@ -242,7 +252,7 @@ def generate_batch(
         shutil.rmtree(work, ignore_errors=True)
         raise
     batch_id = _catalogue(sessions, folder, model_id, settings, summary)
-    return BatchOutcome(batch_id, folder, len(manifest), dict(rejected))
+    return BatchOutcome(batch_id, folder, len(manifest), dict(rejected), notes)
 
 
 def _choose(
@@ -255,7 +265,8 @@ def _choose(
         if draft.form is None:
             rejected["too_short"] += 1
             continue
-        finished = finish(draft, saved, measures.index, settings.guards, settings.finishing)
+        finished = finish(draft, saved, measures.index, settings.guards, settings.finishing,
+                          key=settings.controls.key_number)  # fmt: skip
         if finished.report.reason:
             rejected[finished.report.reason] += 1
         elif chosen is None or finished.distance < chosen.distance:

@@ -8,10 +8,12 @@ The material of every draft of a batch is sampled at once (``train.sampler``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generate.controls import AS_THE_STYLE, Controls
 from generate.form import Bar, Form, Section, choose_form, complete_bars, from_downbeat
 from train.model import SavedModel
 from train.sampler import Lift, right_aligned, sample
@@ -84,15 +86,18 @@ def plan_draft(
     loop: bool,
     rng: random.Random,
     prompt_head: list[str] | None = None,
+    controls: Controls = AS_THE_STYLE,
 ) -> Draft:
     """A track's style (each as often as training had its pieces), the piece it is drawn from and what it takes
-    from it, and the bars that fill ``minutes`` (its form comes later). A prompt brings its own meter and key."""
+    from it, and the bars that fill ``minutes`` (its form comes later). A prompt brings its own meter and key;
+    the ``controls`` asked for replace the piece's or the prompt's tempo, meter and key (a piece in the asked
+    meter is drawn where the style has one)."""
     names = list(styles)
     style = rng.choices(names, weights=[styles[n].count for n in names])[0]
     record = styles[style]
-    aim = record.draw(rng)
-    head = list(prompt_head) if prompt_head else list(aim.head) if aim else []
-    bpm = (aim.tempo if aim else 100.0) * rng.uniform(0.92, 1.08)
+    aim = record.draw(rng, meter=controls.meter)
+    head = controls.head(list(prompt_head) if prompt_head else list(aim.head) if aim else [])
+    bpm = controls.tempo or (aim.tempo if aim else 100.0) * rng.uniform(0.92, 1.08)
     seconds = bar_seconds(bpm, head)
     tail = 0.0 if loop else ending_tail(seconds)
     bars = max(1, round((minutes * 60.0 - tail) / seconds))
@@ -100,11 +105,12 @@ def plan_draft(
     return Draft(style, aim, head, list(aim.register) if aim else [], bpm, bars, recurrence)
 
 
-def prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
-    """A MIDI file's tokens on its own beat grid (its tempo map), its last whole bars that fit the model's window.
+def prompt_ids(saved: SavedModel, prompt_midi: str | None, controls: Controls = AS_THE_STYLE) -> list[int]:
+    """A MIDI file's tokens on its own beat grid (its tempo map), its last whole bars that fit the model's window;
+    in the key ``controls`` asks for, if any.
 
     Raises:
-        DraftError: the file cannot be read or holds no notes.
+        DraftError: the file cannot be read or holds no notes, or it is in another meter than the one asked.
     """
     if not prompt_midi:
         return []
@@ -116,6 +122,10 @@ def prompt_ids(saved: SavedModel, prompt_midi: str | None) -> list[int]:
         raise DraftError(f"the prompt {path} holds no usable notes: {error}") from error
     except Exception as error:  # pretty_midi and mido raise many types for unreadable files
         raise DraftError(f"cannot read the prompt {path}: {type(error).__name__}: {error}") from error
+    bars = [i for i, t in enumerate(tokens) if t == BAR]
+    if controls.meter is not None and f"Meter_{controls.meter}" not in tokens[: bars[0]]:
+        raise DraftError(f"the prompt {path} is not in {controls.meter}/4: leave the meter to it, or ask for its own")
+    tokens = [*controls.head(tokens[: bars[0]]), *tokens[bars[0] :]]
     bars = [i for i, t in enumerate(tokens) if t == BAR]
     room = saved.config.seq_len - 2 - bars[0]  # the separator, the style and the header come first
     first = next((i for i in bars if len(tokens) - i <= room), len(tokens))
@@ -140,6 +150,7 @@ def sample_material(
     lifted: bool = True,
     registered: bool = True,
     planned: bool = True,
+    onsets: float = 0.0,
 ) -> None:
     """Sample every draft's material at once: a stream as long as the track, from its first downbeat.
 
@@ -147,7 +158,8 @@ def sample_material(
     then, for the forms with a variation, the theme's continuation after its opening is heard again. Without,
     the stream is the track, one section as long as it. ``lifted``: with the style's calibrated lift;
     ``registered``: inside the register of the piece each draft is drawn from. A draft whose stream ended
-    before the bars it needs keeps ``form`` None.
+    before the bars it needs keeps ``form`` None. ``onsets`` is added to every lift's onset knob (the energy
+    asked for: ``generate.controls``).
     """
     vocab, per_bar, config = saved.vocab, max(saved.config.tokens_per_bar, 4.0), saved.tokenizer
     sep = vocab.index[SEP]
@@ -157,6 +169,7 @@ def sample_material(
 
     def lift(draft: Draft) -> Lift:
         chosen = Lift.of(saved.config, draft.style) if lifted else Lift()
+        chosen = dataclasses.replace(chosen, onsets=chosen.onsets + onsets)
         return chosen.within(draft.register) if registered else chosen
 
     starts = [

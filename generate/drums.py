@@ -11,7 +11,7 @@ downbeat of its last bar: kick and crash under the final chord.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from generate.form import Form
 
@@ -41,10 +41,44 @@ def pattern(groove: dict[str, Any]) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-def drum_hits(groove: dict[str, Any], form: Form, *, bar_steps: int, steps_per_beat: int) -> list[Hit]:
-    """The drums for a track of ``form``: the groove in every bar, fills at section ends, crashes after them."""
-    bar_pattern = pattern(groove)
-    if len(groove["bands"].get("kick", [])) != bar_steps or not bar_pattern:
+def driving(
+    bar_pattern: dict[int, list[tuple[int, int]]], *, bar_steps: int, steps_per_beat: int
+) -> dict[int, list[tuple[int, int]]]:
+    """A pattern driven harder: every stroke 15% louder, a closed hat on every eighth, a kick on each downbeat;
+    a style without drums gets the plainest kit (kick on the downbeat and halfway, snare between)."""
+    out = {at: [(key, min(127, round(v * 1.15))) for key, v in strokes] for at, strokes in bar_pattern.items()}
+    if not out:
+        half = bar_steps // 2 if bar_steps % (2 * steps_per_beat) == 0 else bar_steps
+        for beat in range(0, bar_steps, steps_per_beat):
+            out[beat] = [(KICK if beat % half == 0 else SNARE, 96)]
+    eighth = max(1, steps_per_beat // 2)
+    for position in range(0, bar_steps, eighth):
+        strokes = out.setdefault(position, [])
+        if all(key != CLOSED_HAT for key, _ in strokes):
+            strokes.append((CLOSED_HAT, 70 if position % steps_per_beat else 84))
+    if all(key != KICK for key, _ in out[0]):
+        out[0].append((KICK, 100))
+    return out
+
+
+def drum_hits(
+    groove: dict[str, Any] | None,
+    form: Form,
+    *,
+    bar_steps: int,
+    steps_per_beat: int,
+    feel: Literal["none", "groove", "driving"] = "groove",
+) -> list[Hit]:
+    """The drums for a track of ``form``: the groove in every bar, fills at section ends, crashes after them.
+
+    ``feel`` (the energy asked for: ``generate.controls``): none at all; the style's groove, where its sources
+    have drums; or that groove driven harder (``driving``), where even a style without drums gets a kit.
+    """
+    usable = groove is not None and len(groove["bands"].get("kick", [])) == bar_steps
+    bar_pattern = pattern(groove) if groove is not None and usable else {}
+    if feel == "driving":
+        bar_pattern = driving(bar_pattern, bar_steps=bar_steps, steps_per_beat=steps_per_beat)
+    if feel == "none" or not bar_pattern:
         return []
     hits: list[Hit] = []
     section_ends = {s.start + s.bars - 1 for s in form.sections[:-1]}

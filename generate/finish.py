@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from generate.arrange import singable
+from generate.controls import to_key
 from generate.draft import Draft
 from generate.form import assemble, held_to_seam, with_cadence
 from generate.guards import GuardReport, GuardSettings, check_track
@@ -107,22 +108,37 @@ def aim_distance(piece: GridPiece, draft: Draft, profile: StyleProfile | None, s
     return float(np.sqrt(np.mean(z**2)))
 
 
-def finish(draft: Draft, saved: SavedModel, index: CopyIndex, guards: GuardSettings, steps: Finishing) -> Finished:
-    """The draft's form assembled and decoded, then the steps that are on, then the guards and its distance."""
+def finish(
+    draft: Draft,
+    saved: SavedModel,
+    index: CopyIndex,
+    guards: GuardSettings,
+    steps: Finishing,
+    *,
+    key: int | None = None,
+) -> Finished:
+    """The draft's form assembled and decoded, then the steps that are on, then the guards and its distance.
+
+    ``key`` (``key_of``'s numbering), when a creator asked for one: the notes are moved to it where they settle
+    in another (``generate.controls.to_key``), and the track is named in it and resolves to it.
+    """
     tokenizer, form = saved.tokenizer, draft.form
     assert form is not None, "a draft is finished once its material is sampled"
     record = saved.config.style(draft.style)
     piece = decode(assemble(form, draft.head, theme=draft.theme, variation=draft.variation, fresh=draft.fresh),
                    tokenizer)  # fmt: skip
+    last = (form.total_bars - 1) * piece.bar_steps(tokenizer)
+    if key is not None:
+        piece = to_key(piece, key, tokenizer, before=None if form.loop else last)
     if steps.fold and record.wide_leaps < WIDE_LEAPS:
         piece = singable(piece, tokenizer)
     chords: list[Chord] = []
     if steps.harmony:
         chords = recognise(piece, tokenizer, in_use(record.chords))
         piece = revoiced(piece, tokenizer, chords)
-    last = (form.total_bars - 1) * piece.bar_steps(tokenizer)
-    body = GridPiece(piece.meter, tuple(n for n in piece.notes if n.step < last))
-    key = key_of(body if body.notes and not form.loop else piece)
+    if key is None:
+        body = GridPiece(piece.meter, tuple(n for n in piece.notes if n.step < last))
+        key = key_of(body if body.notes and not form.loop else piece)
     if steps.cadence and not form.loop:  # the last chord as full as the style's texture
         profile = record.profile
         voices = math.ceil(profile.mean[PROFILE_FEATURES.index("polyphony")]) if profile is not None else 4

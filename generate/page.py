@@ -1,6 +1,6 @@
 """A batch's page: ``index.html`` beside its tracks, to listen and choose without any other tool.
 
-Every track gets its audio player, piano roll, key, tempo, meter, length, instruments and style
+Every track gets its audio player, piano roll, key, tempo, meter, length, instruments (and why), energy and style
 (and its form, when the manifest plans one) and its downloads (MIDI, MP3, WAV, stems); the batch its
 licence and model. Only relative links to files in the folder and inline CSS: the page works opened
 from disk (file://), from any static server, and after ``tunesmith pull`` copies the folder elsewhere.
@@ -40,6 +40,13 @@ def _form(form: dict[str, Any] | None) -> str | None:
     return f"{sections}, looping" if form.get("loop") else sections
 
 
+def _instruments(track: dict[str, Any]) -> str | None:
+    """The palette's name, and why it was chosen (asked for, or what the style's sources sound like)."""
+    name = (track.get("instruments") or {}).get("name")
+    why = track.get("instruments_why")
+    return f"{name} ({why})" if name and why else name
+
+
 def _track(track: dict[str, Any]) -> str:
     facts = {
         "key": track.get("key"),
@@ -47,7 +54,8 @@ def _track(track: dict[str, Any]) -> str:
         "meter": f"{track['meter']} beats a bar" if track.get("meter") else None,
         "length": f"{_length(track['duration'])} ({track['bars']} bars)" if track.get("duration") else None,
         "form": _form(track.get("form")),
-        "instruments": (track.get("instruments") or {}).get("name"),
+        "instruments": _instruments(track),
+        "energy": track.get("energy"),
         "style": track.get("style"),
     }
     rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in facts.items() if value)

@@ -16,6 +16,7 @@ from typing import Any
 
 from generate.arrange import StyleSound, arrange, drums_twice, palettes_for, played_twice, stem_midis, write_midi
 from generate.audio import Stem, decoded_mono, finish_track, seam
+from generate.controls import AS_THE_STYLE, Controls
 from generate.draft import ending_tail
 from generate.drums import drum_hits
 from generate.finish import Finished
@@ -40,19 +41,25 @@ def render_track(
     stamp: str,
     stems: bool = True,
     wav: bool = False,
+    controls: Controls = AS_THE_STYLE,
 ) -> dict[str, Any]:
     """Arrange, render and encode one track, exactly its form's bars long (and a short fade, or a loop's seam);
-    ``stems``: each part also alone, under ``stems/``; ``wav``: every sound also as a WAV."""
+    ``stems``: each part also alone, under ``stems/``; ``wav``: every sound also as a WAV; ``controls``: the
+    palette, and the energy's velocities, drums and loudness, a creator asked for."""
     draft, piece = finished.draft, finished.piece
     form = draft.form
     assert form is not None
     config, bpm = saved.tokenizer, draft.bpm
     record = saved.config.style(draft.style)
-    palette = rng.choice(palettes_for(StyleSound(**record.sound) if record.sound else None))
+    sound = StyleSound(**record.sound) if record.sound else None
+    palette = controls.palette or rng.choice(palettes_for(sound))
+    why = "asked for" if controls.palette else sound.describe() if sound else "any: the style's sound was not measured"
     bar_steps = piece.bar_steps(config)
-    groove = record.groove
-    hits = drum_hits(groove, form, bar_steps=bar_steps, steps_per_beat=config.steps_per_beat) if groove else []
-    arrangement = arrange(piece, bpm=bpm, palette=palette, config=config, bars=form.total_bars, drums=hits)
+    level = controls.level
+    hits = drum_hits(record.groove, form, bar_steps=bar_steps, steps_per_beat=config.steps_per_beat, feel=level.drums)
+    velocity = level.velocity
+    arrangement = arrange(piece, bpm=bpm, palette=palette, config=config, bars=form.total_bars, drums=hits,
+                          velocity=velocity)  # fmt: skip
     key = key_name(finished.key)
     title = f"tunesmith {stamp} #{position}"
     stem = f"{position:02d}"
@@ -70,7 +77,7 @@ def render_track(
     if form.loop:
         twice = arrange(
             played_twice(piece, config, bars=form.total_bars), bpm=bpm, palette=palette, config=config,
-            bars=2 * form.total_bars, drums=drums_twice(hits, span=form.total_bars * bar_steps),
+            bars=2 * form.total_bars, drums=drums_twice(hits, span=form.total_bars * bar_steps), velocity=velocity,
         )  # fmt: skip
         source = write_midi(twice, work / f".{stem}-twice.mid")
         cut: dict[str, Any] = {"seconds": seconds, "loop_from": seconds}
@@ -94,7 +101,7 @@ def render_track(
         if outputs:
             (work / STEMS).mkdir(exist_ok=True)
         duration = finish_track(rendered, mp3, tags=tags, wav_out=work / f"{stem}.wav" if wav else None,
-                                stems=outputs, **cut)  # fmt: skip
+                                stems=outputs, loudness_dbfs=level.loudness_dbfs, **cut)  # fmt: skip
     finally:
         for path in scratch:
             path.unlink(missing_ok=True)
@@ -122,6 +129,8 @@ def render_track(
         "form": form.to_dict(),
         "recurring_bars": round(recurring_bar_share(piece, config), 3),
         "instruments": dataclasses.asdict(palette),
+        "instruments_why": why,
+        "energy": controls.energy,
         "drums": bool(hits),
         "notes": len(arrangement.notes),
         **extra,

@@ -67,9 +67,11 @@ class StyleRecord:
         """The mean share of recurring bars over its pieces."""
         return sum(p.recurrence for p in self.pieces) / len(self.pieces) if self.pieces else 0.0
 
-    def draw(self, rng: random.Random) -> PieceMeasures | None:
-        """One of its pieces, each as likely (None for a style that kept none)."""
-        return self.pieces[rng.randrange(len(self.pieces))] if self.pieces else None
+    def draw(self, rng: random.Random, *, meter: int | None = None) -> PieceMeasures | None:
+        """One of its pieces, each as likely (those in ``meter`` beats a bar when it has any; None for a style
+        that kept none)."""
+        pieces = [p for p in self.pieces if f"Meter_{meter}" in p.head] or self.pieces
+        return pieces[rng.randrange(len(pieces))] if pieces else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from db.catalogue import Catalogue
+from db.home import Home
 from flows.cli import app
 from ingest.catalogue import record_listing
 from ingest.youtube import Entry, PlaylistListing
@@ -71,3 +72,32 @@ def test_each_commands_stated_defaults_are_the_settings_types_own() -> None:
             assert float(stated.group(1)) == value, f"{name} --{param.name}: help says {stated.group(1)}, it is {value}"
             checked += 1
     assert checked == 11
+
+
+def test_generate_refuses_an_unknown_key_palette_meter_or_energy_in_one_line(home: Home) -> None:
+    """Refused before anything starts (no server, no model needed), naming what can be asked."""
+    runner = CliRunner()
+    for option, value, said in [
+        ("--key", "H minor", "error: no key 'H minor': a key is a tonic (C, C#/Db, D,"),
+        ("--instruments", "kazoo", "error: no palette 'kazoo': the palettes are 'piano trio', 'strings',"),
+        ("--meter", "5", "error: no meter 5: the meters are 3/4 and 4/4"),
+        ("--energy", "loud", "error: no energy 'loud': the energies are low, medium, high"),
+        ("--tempo", "500", "error: a tempo is 30 to 240 beats a minute, not 500"),
+    ]:
+        result = runner.invoke(app, ["generate", option, value])
+        assert result.exit_code == 2, (option, result.output)
+        assert result.stderr.startswith(said) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not home.batches_dir.exists() or not any(home.batches_dir.iterdir())
+
+
+def test_the_prefect_form_offers_the_creator_controls() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.pipeline import batch_flow
+
+    schema = parameter_schema(batch_flow.fn).model_dump_for_openapi()
+    fields = schema["properties"]
+    assert {"tempo", "key", "meter", "energy", "instruments", "stems", "wav"} <= set(fields)
+    energy = fields["energy"]
+    choices = energy.get("enum") or schema["definitions"][energy["$ref"].rsplit("/", 1)[-1]]["enum"]
+    assert choices == ["low", "medium", "high"] and energy.get("default") == "medium"

@@ -8,7 +8,7 @@ from pathlib import Path
 from music21 import corpus
 
 from generate.arrange import PALETTES, arrange, write_midi
-from generate.audio import wav_to_mp3
+from generate.audio import finish_track
 from generate.guards import GuardSettings, check_track
 from generate.synth import render_wav
 from train.originality import CopyIndex, invariant_symbols
@@ -99,8 +99,9 @@ def test_a_track_renders_to_a_tagged_44k_320k_mp3_of_its_bars(tmp_path: Path) ->
     )  # the notes as sampled: 100 bpm is 0.15 s a step
     midi = write_midi(arrangement, tmp_path / "t.mid")
     wav = render_wav(midi, tmp_path / "t.wav")
-    seconds = wav_to_mp3(wav, tmp_path / "t.mp3", tags={"title": "Test", "artist": "tunesmith", "album": "b1"})
-    assert abs(seconds - arrangement.seconds) < 3.0  # no minute of silence after the last note
+    tags = {"title": "Test", "artist": "tunesmith", "album": "b1"}
+    seconds = finish_track(wav, tmp_path / "t.mp3", seconds=arrangement.seconds, fade_seconds=1.0, tags=tags)
+    assert abs(seconds - arrangement.seconds) < 0.01  # exactly its bars: no silence after the last note
     entries = "stream=sample_rate,bit_rate:format_tags"
     command = ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", str(tmp_path / "t.mp3")]
     probe = subprocess.run(command, capture_output=True, text=True, check=True)
