@@ -15,6 +15,10 @@ from train.dataset import Piece
 
 log = logging.getLogger(__name__)
 
+# What the sample stands for: a video site's audio stream (YouTube's are about 130-160 kb/s), not a finished
+# track; the full-disk test's 6 MB disk is sized to these files.
+SOURCE_BITRATE = "192k"
+
 # Four-part Bach chorales, each 40-70 quarter notes long: at 66-96 bpm, 30-60 s of piano.
 DEFAULT_PIECES = (
     "bach/bwv10.7",
@@ -79,7 +83,8 @@ def render_score(score: stream.Score, out_dir: Path, stem: str, *, fmt: str = "m
         audio = normalise(trim_silence(AudioSegment.from_wav(wav)))
         audio_path = out_dir / f"{stem}.{fmt}"
         if fmt == "mp3":
-            encode_mp3(audio, audio_path, tags={"title": stem, "artist": "J. S. Bach (music21 corpus)"})
+            tags = {"title": stem, "artist": "J. S. Bach (music21 corpus)"}
+            encode_mp3(audio, audio_path, tags=tags, bitrate=SOURCE_BITRATE)
         else:
             audio.export(audio_path, format=fmt)
     return audio_path, midi_path, len(audio) / 1000.0

@@ -18,7 +18,7 @@ import pretty_midi
 from generate.audio import encode_mp3, normalise
 from generate.drums import CLOSED_HAT, KICK, SNARE
 from generate.synth import render_wav
-from sample.corpus import TEMPOS, _with_tempo, corpus_score
+from sample.corpus import SOURCE_BITRATE, TEMPOS, _with_tempo, corpus_score
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _render(score_midi: Path, spec: Timbre, out_dir: Path, stem: str, name: str)
             # Only the tail is trimmed: the reference's times start at the MIDI's zero.
             tail = detect_leading_silence(audio.reverse(), silence_threshold=-60.0)
             audio = audio[: len(audio) - tail + 1500]
-            encode_mp3(audio, audio_path, tags={"title": f"{name} ({spec.name})"})
+            encode_mp3(audio, audio_path, tags={"title": f"{name} ({spec.name})"}, bitrate=SOURCE_BITRATE)
     from pydub.utils import mediainfo
 
     duration = float(mediainfo(str(audio_path)).get("duration", 0.0))
