@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_HOME = "tunesmith-home"
+from db.environment import environment
+
 MB = 1_000_000
 
 
@@ -25,8 +25,9 @@ class Home:
     @classmethod
     def from_env(cls) -> Home:
         """Read ``TUNESMITH_HOME`` (default ``./tunesmith-home``) and ``TUNESMITH_DATABASE_URL``."""
-        root = Path(os.environ.get("TUNESMITH_HOME", DEFAULT_HOME)).expanduser().resolve()
-        url = os.environ.get("TUNESMITH_DATABASE_URL") or f"sqlite:///{root / 'catalogue.sqlite'}"
+        env = environment()
+        root = env.home.expanduser().resolve()
+        url = env.database_url or f"sqlite:///{root / 'catalogue.sqlite'}"
         return cls(root=root, database_url=url)
 
     @classmethod

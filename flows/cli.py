@@ -35,6 +35,12 @@ def _options(
     """YouTube playlists -> MIDI dataset -> LSTM -> nightly royalty-free music."""
     if verbose:
         os.environ["TUNESMITH_VERBOSE"] = "1"
+    from db.environment import EnvironmentVariableError, environment
+
+    try:
+        environment()
+    except EnvironmentVariableError as error:
+        _fail(str(error), code=2)
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -72,8 +78,10 @@ SUBMIT_MB, TRAIN_MB, DEMO_MB, TRACK_MINUTE_MB = 100, 50, 200, 12
 
 
 def _needed_mb(estimate: float) -> int:
-    override = os.environ.get("TUNESMITH_MIN_FREE_MB")
-    return int(override) if override and override.isdigit() else math.ceil(estimate)
+    from db.environment import environment
+
+    override = environment().min_free_mb
+    return override if override is not None else math.ceil(estimate)
 
 
 def _no_space(home: Home, needed: int) -> str:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import IO
 
+from db.environment import environment
 from db.files import pid_alive
 from db.home import Home
 from flows.lifecycle import at_exit
@@ -135,7 +136,7 @@ def route_logs(home: Home) -> Path | None:
     for package in OUR_PACKAGES:  # ours: INFO into the file too
         config["loggers"][package] = {"level": "INFO"}
     config["loggers"]["tensorflow"] = {"level": "ERROR"}  # its retracing advice is for its developers, not ours
-    verbose = os.environ.get("TUNESMITH_VERBOSE") == "1"
+    verbose = environment().verbose
     if not verbose:
         config["handlers"]["console"]["level"] = "WARNING"
         config.setdefault("filters", {})["expected_errors"] = {"()": "flows.env.ExpectedErrors"}

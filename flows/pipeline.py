@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from prefect.futures import as_completed
 from pydantic import BaseModel, Field, field_validator
 
 from db.catalogue import Catalogue, open_catalogue
+from db.environment import environment
 from db.models import Reason
 from flows.progress import report
 from generate.batch import GenerateSettings, generate_batch
@@ -49,8 +49,6 @@ from transcribe.catalogue import (
     transcribe_sources,
 )
 from transcribe.parallel import default_workers, warm_up
-
-DASK_ADDRESS = "TUNESMITH_DASK_ADDRESS"  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
 
 
 @lru_cache(maxsize=1)
@@ -237,7 +235,7 @@ def ingest_flow(request: SubmitRequest, transcribe: bool = True, workers: int = 
     A progress artifact follows the downloads; ``workers=0`` transcribes with one process per core.
     """
     logger = get_run_logger()
-    if transcribe and not os.environ.get(DASK_ADDRESS):
+    if transcribe and not environment().dask_address:
         warm_up(workers or default_workers())  # the transcription workers' imports run while the playlists download
     playlists = [expand_playlist(url, request.settings, request.style) for url in request.urls]
     with catalogue().sessions.begin() as session:
@@ -269,7 +267,7 @@ def transcribe_flow(workers: int = 0) -> TranscribeResult:
     with catalogue().sessions.begin() as session:
         todo = downloaded_source_ids(session)
     get_run_logger().info("%d sources to transcribe", len(todo))
-    address = os.environ.get(DASK_ADDRESS)
+    address = environment().dask_address  # e.g. tcp://scheduler:8786: transcription fans out over that cluster
     if not todo:
         summary = TranscribeResult()
     elif address:  # one task per piece, fanned out over a Dask cluster's workers (on any machine)

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from db.environment import environment
 from db.home import Home
 
 POOL = "tunesmith"
@@ -41,12 +42,8 @@ class Schedules:
 
     @classmethod
     def from_env(cls) -> Schedules:
-        return cls(
-            retrain_cron=os.environ.get("TUNESMITH_RETRAIN_CRON", cls.retrain_cron),
-            batch_cron=os.environ.get("TUNESMITH_BATCH_CRON", cls.batch_cron),
-            export_cron=os.environ.get("TUNESMITH_EXPORT_CRON", cls.export_cron),
-            timezone=os.environ.get("TUNESMITH_TIMEZONE", cls.timezone),
-        )
+        env = environment()
+        return cls(env.retrain_cron, env.batch_cron, env.export_cron, env.timezone)
 
     def env(self) -> dict[str, str]:
         """The variables prefect.yaml's ``{{ $TUNESMITH_... }}`` placeholders read."""

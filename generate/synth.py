@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from db.environment import environment
 from db.files import atomic_path
-
-DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 
 class SynthError(RuntimeError):
@@ -17,7 +15,7 @@ class SynthError(RuntimeError):
 
 
 def soundfont() -> Path:
-    path = Path(os.environ.get("TUNESMITH_SOUNDFONT", DEFAULT_SOUNDFONT))
+    path = environment().soundfont
     if not path.is_file():
         raise SynthError(
             f"SoundFont not found at {path}: install Debian's fluid-soundfont-gm or set TUNESMITH_SOUNDFONT"

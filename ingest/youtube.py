@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import os
 import re
 import shutil
 import socket
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from yt_dlp.utils import DownloadError as YtDlpDownloadError
 from yt_dlp.utils import ExtractorError, PagedList, unsmuggle_url
 
+from db.environment import environment
 from db.models import Reason
 from ingest.errors import DownloadError, IngestError, InvalidURLError
 from ingest.pacing import pace_for
@@ -98,7 +98,7 @@ class IngestSettings(BaseModel):
                                     "still spaced by the polite pause)")  # fmt: skip
     audio_format: str = Field("bestaudio/best", description="yt-dlp format selector")
     cookies: str | None = Field(
-        default_factory=lambda: os.environ.get("TUNESMITH_COOKIES") or None,
+        default_factory=lambda: environment().cookies,
         description="a cookies.txt file (Netscape format, readable by you alone) for sites that ask you to sign in "
         "or prove you are not a bot: a path, never the cookies themselves",
     )

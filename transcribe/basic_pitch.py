@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import importlib.util
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from db.environment import environment
 from db.reasons import Reason
 from transcribe.beats import BeatGrid, grid_from_audio
 from transcribe.features import AudioFeatures, FeatureAccumulator
@@ -199,7 +199,7 @@ class Transcriber:
 
         self.settings = settings or TranscriptionSettings()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("TUNESMITH_ONNX_THREADS", "0"))
+        options.intra_op_num_threads = threads or environment().onnx_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
