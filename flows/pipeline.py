@@ -331,12 +331,24 @@ def retrain_flow(
     if filled:
         get_run_logger().info("derived the beat grid of %d pieces transcribed before grids were kept", filled)
     settings = TrainSettings(epochs=epochs, licence=licence, prototype_epochs=baseline_epochs)
-    report("training", 0, settings.epochs)  # begun: a command stopped now says so
+    logger = get_run_logger()
+    stages = {"training": Progress("training-epochs", "Training: epochs and their losses", stage="training",
+                                   total=settings.epochs)}  # begun: a command stopped now says so  # fmt: skip
+
+    def step(stage: str, done: int, total: int, note: str) -> None:
+        """Each epoch and each style calibrated: a log line (the UI's and the log file's) and a progress step."""
+        logger.info("%s %d of %d: %s", stage, done, total, note)
+        if stage not in stages:
+            stages[stage] = Progress(f"training-{stage}", f"Training: {stage}", stage=stage, total=total)
+        stages[stage].update(done, total, note)
+
     outcome = train_from_catalogue(
-        cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir,
-        on_epoch=lambda epoch, total, loss: report("training", epoch, total, f"validation loss {loss:.3f}"),
+        cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir, on_step=step,
     )  # fmt: skip
-    get_run_logger().info("%s %s", outcome.message, outcome.metrics or "")
+    ran = (outcome.metrics or {}).get("epochs", 0)
+    if outcome.trained and ran < settings.epochs:  # stopped early: the bar ends full, saying so
+        stages["training"].update(settings.epochs, settings.epochs, f"stopped early after {ran} epochs")
+    logger.info("%s %s", outcome.message, outcome.metrics or "")
     return {
         "trained": outcome.trained,
         "promoted": outcome.promoted,

@@ -58,6 +58,8 @@ FIRST_JACOBIAN = (
 LEAST_SHARE = 0.003  # a share of chromatic notes, leaps or repeats below this counts as this (its log stays finite)
 # onsets per beat, voices sounding, scale share, top-line leap share, top-line repeat share, pitch-class entropy
 Density = tuple[float, ...]
+MEASURE_NAMES = {"onsets": "onsets/beat", "voices": "voices", "scale": "scale share", "leaps": "leaps",
+                 "repeats": "repeats", "focus": "entropy"}  # what each knob aims at, by the knob's name  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,11 @@ class Calibration:
     after: Density  # the same with the lift
     target: Density  # the style's pieces'
     knobs: tuple[str, ...] = LIFT_KNOBS  # the knobs calibration moved (a style with no measured pieces: not repeats)
+
+    def summary(self) -> str:
+        """One line: each measure sampled before, after, and its pieces', e.g. ``onsets/beat 1.21 -> 1.93 (2.02)``."""
+        rows = zip(self.knobs, self.before, self.after, self.target, strict=True)
+        return ", ".join(f"{MEASURE_NAMES[k]} {b:.2f} -> {a:.2f} ({t:.2f})" for k, b, a, t in rows)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -243,16 +243,20 @@ def score_pieces(saved: SavedModel, pieces: Sequence[Piece]) -> Score:
     return model_score(saved.model, stream.ids, saved.config.seq_len, note_ids(saved.vocab))
 
 
-EpochListener = Callable[[int, int, float], None]  # (epoch, epochs, validation loss)
+# (stage, done, total, note): each epoch of "training" with its losses, then each style's "calibration" with what
+# it measured; flows.pipeline makes each a log line and a step of a Prefect progress artifact.
+StepListener = Callable[[str, int, int, str], None]
 
 
-def _EpochReport(listener: EpochListener, epochs: int) -> Any:  # noqa: N802 - a Keras callback's class, made here
-    """A Keras callback that tells ``listener`` each epoch's validation loss (TensorFlow is imported lazily)."""
+def _EpochReport(listener: StepListener, epochs: int) -> Any:  # noqa: N802 - a Keras callback's class, made here
+    """A Keras callback that tells ``listener`` each epoch's losses (TensorFlow is imported lazily)."""
     import tensorflow as tf
 
     class EpochReport(tf.keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            listener(epoch + 1, epochs, float((logs or {}).get("val_loss", float("nan"))))
+            found = logs or {}
+            train, val = (float(found.get(k, float("nan"))) for k in ("loss", "val_loss"))
+            listener("training", epoch + 1, epochs, f"training loss {train:.3f}, validation loss {val:.3f}")
 
     return EpochReport()
 
@@ -263,11 +267,11 @@ def fit(
     *,
     tokenizer: TokenizerConfig | None = None,
     warm_start: SavedModel | None = None,
-    on_epoch: EpochListener | None = None,
+    on_step: StepListener | None = None,
 ) -> tuple[SavedModel, dict[str, Any]]:
     """Train on ``pieces`` (split by piece) and return the model with its validation metrics and baselines.
 
-    ``on_epoch(epoch, epochs, validation_loss)`` is called after every epoch (epochs counted from 1).
+    ``on_step(stage, done, total, note)`` is told of every epoch (counted from 1) and each style calibrated.
 
     Raises:
         TrainingError: too few pieces, or the loss is not finite.
@@ -334,7 +338,7 @@ def fit(
                 tf.keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=settings.patience, restore_best_weights=True
                 ),
-                *([_EpochReport(on_epoch, settings.epochs)] if on_epoch else []),
+                *([_EpochReport(on_step, settings.epochs)] if on_step else []),
             ],
         )
         seconds = time.perf_counter() - started
@@ -372,19 +376,26 @@ def fit(
             metrics["baselines"]["prototype"] = proto.to_dict() | run
     saved = SavedModel(config=config, vocab=vocab, tokenizer=tokenizer, model=model)
     if settings.calibrate:
-        saved, metrics["calibration"] = calibrated(saved, seed=settings.seed)
+        saved, metrics["calibration"] = calibrated(saved, seed=settings.seed, on_step=on_step)
     return saved, metrics
 
 
-def calibrated(saved: SavedModel, *, seed: int) -> tuple[SavedModel, dict[str, Any]]:
-    """The model with its sampler's lift per style (``train.calibrate``), and what each calibration measured."""
+def calibrated(
+    saved: SavedModel, *, seed: int, on_step: StepListener | None = None
+) -> tuple[SavedModel, dict[str, Any]]:
+    """The model with its sampler's lift per style (``train.calibrate``), and what each calibration measured;
+    ``on_step`` is told after each style."""
     styles = dict(saved.config.styles)
     report: dict[str, Any] = {}
-    for name, record in saved.config.styles.items():
+    names = list(saved.config.styles)
+    for done, (name, record) in enumerate(saved.config.styles.items(), start=1):
         found = calibrate(saved, name, record.profile, seed=seed) if record.profile is not None else None
         if found is not None:
             styles[name] = dataclasses.replace(record, lift=found.lift.knobs())
             report[name] = found.to_dict()
+        if on_step is not None:
+            said = found.summary() if found is not None else "nothing to calibrate (no measured pieces, or no notes)"
+            on_step("calibration", done, len(names), f"{name}: {said}")
     return dataclasses.replace(saved, config=dataclasses.replace(saved.config, styles=styles)), report
 
 
@@ -414,7 +425,7 @@ def train_from_catalogue(
     *,
     force: bool = False,
     tokens_dir: Path | None = None,
-    on_epoch: EpochListener | None = None,
+    on_step: StepListener | None = None,
 ) -> TrainOutcome:
     """Train on every accepted piece, unless a model was already trained on exactly those pieces.
 
@@ -423,7 +434,7 @@ def train_from_catalogue(
     model's on the same validation pieces, each model reading them with its own tokenizer. Either
     way it is registered (with ``promoted`` in its metrics) once its files are complete; a failed run
     registers nothing and leaves the current model in place. ``tokens_dir``: where each piece's tokens
-    are kept between runs (``train.token_store``); None tokenises every piece afresh. ``on_epoch``: see
+    are kept between runs (``train.token_store``); None tokenises every piece afresh. ``on_step``: see
     :func:`fit`.
     """
     with sessions.begin() as session:
@@ -448,7 +459,7 @@ def train_from_catalogue(
     if start_from is None:
         lineage = []
     pieces, skipped = load_pieces(rows, start_from.tokenizer if start_from else TokenizerConfig(), tokens_dir)
-    saved, metrics = fit(pieces, settings, warm_start=start_from, on_epoch=on_epoch)
+    saved, metrics = fit(pieces, settings, warm_start=start_from, on_step=on_step)
     if not metrics["warm_start_tokens"]:  # different layer sizes: nothing carried over
         start_from, lineage = None, []
     metrics["skipped"] = dict(skipped)

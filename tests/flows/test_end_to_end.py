@@ -69,6 +69,19 @@ def test_submit_train_generate_pull(
     assert epochs == [(n, 4) for n in range(1, trained["metrics"]["epochs"] + 1)]
     assert trained["trained"] and trained["promoted"] and trained["metrics"]["val_loss"] > 0
     assert set(trained["metrics"]["baselines"]) == {"unigram", "4-gram", "prototype"}
+    calibrated = [(done, total) for name, done, total, note in reported if name == "calibration"]
+    assert calibrated == [(0, 1), (1, 1)]  # the one style, begun then calibrated
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def progress() -> dict[str, float]:
+        async with get_client() as client:
+            keys = ArtifactFilterKey(any_=["training-epochs", "training-calibration"])
+            return {a.key: a.data for a in await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))}
+
+    import asyncio
+
+    assert asyncio.run(progress()) == {"training-epochs": 100.0, "training-calibration": 100.0}  # in the UI
     assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
 
     from generate.batch import GenerationError

@@ -33,9 +33,30 @@ def corpus_pieces() -> list[Piece]:
     return pieces
 
 
+STEPS: list[tuple[str, int, int, str]] = []  # what the module's training reported, step by step
+
+
 @pytest.fixture(scope="module")
 def trained(corpus_pieces: list[Piece]) -> tuple[SavedModel, dict]:
-    return fit(corpus_pieces, TINY)
+    return fit(corpus_pieces, TINY, on_step=lambda *step: STEPS.append(step))
+
+
+def test_training_reports_each_epochs_losses_and_each_style_calibrated(trained: tuple[SavedModel, dict]) -> None:
+    import re
+
+    _, metrics = trained
+    epochs = [step for step in STEPS if step[0] == "training"]
+    ran = metrics["epochs"]
+    assert [(done, total) for _, done, total, _ in epochs] == [(n, TINY.epochs) for n in range(1, ran + 1)]
+    for *_, note in epochs:
+        losses = re.fullmatch(r"training loss ([0-9.]+), validation loss ([0-9.]+)", note)
+        assert losses and all(0 < float(v) < 20 for v in losses.groups()), note
+    calibrated = [step for step in STEPS if step[0] == "calibration"]
+    assert [(done, total) for _, done, total, _ in calibrated] == [(1, 2), (2, 2)]
+    assert {note.split(":")[0] for *_, note in calibrated} == {"hymns", "organ"}
+    for style, *_ in metrics["calibration"].items():
+        said = next(note for *_, note in calibrated if note.startswith(f"{style}:"))
+        assert re.search(r"onsets/beat [0-9.]+ -> [0-9.]+ \([0-9.]+\)", said), said
 
 
 def test_split_is_by_whole_piece_and_stable_as_pieces_arrive() -> None:
