@@ -261,6 +261,47 @@ def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
     assert after.get(SourceState.ACCEPTED, 0) == before.get(SourceState.ACCEPTED, 0) + 3
 
 
+def test_the_server_killed_under_a_running_flow_and_started_again_loses_nothing(
+    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
+) -> None:
+    """The Prefect server dies (SIGKILL) while a run downloads, and `tunesmith up` starts it again: the run
+    finishes (its client retries through a short gap) or is marked crashed (a long one: bench/service_outage.py),
+    the worker carries on, and the next run finishes the work with nothing lost."""
+    service = as_service_home
+    if not service.home.database_url.startswith("sqlite"):
+        pytest.skip("the server keeps its own state: the catalogue's database changes nothing here")
+    from pydub import AudioSegment
+
+    names = [f"outage-{i}.mp3" for i in range(3)]
+    for name, piece in zip(names, pieces, strict=True):  # new audio (3 dB quieter): not duplicates of earlier tests'
+        (AudioSegment.from_file(piece.audio_path) - 3).export(server.root / name, format="mp3")
+    server.fail(names[1], Fault(delay=4.0, times=1))
+    url = server.write_feed("outage.xml", "Outage", [FeedItem(n, n, f"outage:{n}", p.duration)
+                                                      for n, p in zip(names, pieces, strict=True)])  # fmt: skip
+    before = _consistent(service.home)
+    run_id = _submit(url)["id"]
+    _wait(service, run_id, until="running")
+    deadline = time.monotonic() + 120
+    while server.faults[f"/{names[1]}"].served == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker = int((service.run_dir / "worker-1.pid").read_text())
+    os.killpg(int((service.run_dir / "server.pid").read_text()), signal.SIGKILL)
+    time.sleep(3.0)
+    assert not service.healthy()
+    assert service.up(workers=1, deploy=False)["started"] == ["server"]  # the worker lived through it
+    run = _wait(service, run_id)
+    assert run.state.is_completed() or run.state.is_crashed(), run.state
+    assert int((service.run_dir / "worker-1.pid").read_text()) == worker
+    again = _wait(service, _submit(url)["id"])
+    assert again.state.is_completed(), again.state
+    after = _consistent(service.home)
+    assert after.get(SourceState.ACCEPTED, 0) == before.get(SourceState.ACCEPTED, 0) + 3
+    catalogue = open_catalogue(service.home)
+    with catalogue.sessions() as session:
+        assert all(s.claimed_by is None for s in session.scalars(select(Source)))  # no claim outlives a run
+    catalogue.engine.dispose()
+
+
 def test_down_stops_workers_then_server_and_is_safe_to_repeat(service: Service) -> None:
     """Last in the module: the fixture's own ``down`` then finds nothing to stop."""
     assert service.down() == {"stopped": ["worker-1", "server"]}  # workers first: one whose server went first hangs
