@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, inspect, text
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -27,12 +26,15 @@ def alembic_config(url: str) -> Config:
 
 
 def at_head(engine: Engine) -> bool:
-    """True when the catalogue's schema is at ``HEAD`` (False for a new or older one)."""
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
-    except DBAPIError:  # no version table yet
-        return False
+    """True when the catalogue's schema is at ``HEAD`` (False for a new or older one).
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database cannot be read (a file that is not one, a server that refuses).
+    """
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):  # a new catalogue
+            return False
+        return bool(connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD)
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -574,5 +574,13 @@ def demo(
     typer.echo(f"The catalogue as a dataset: {dataset.folder} ({dataset.pieces} pieces; its card: README.md)")
 
 
-def main() -> None:  # pragma: no cover - the console script
-    sys.exit(app())
+def main() -> None:
+    """The console script: the commands, and a catalogue that cannot be opened as one line (whichever command
+    met it), not a traceback."""
+    from db.catalogue import CatalogueError
+
+    try:
+        app()
+    except CatalogueError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

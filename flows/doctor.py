@@ -112,9 +112,12 @@ def model_check(home: Home) -> Check:
 
     if home.database_url.startswith("sqlite") and not (home.root / "catalogue.sqlite").exists():
         return Check("model", True, "none yet (`tunesmith train`)")
-    with open_catalogue(home).sessions() as session:
-        version = current_model(session)
-        path = Path(version.path) if version else None
+    try:
+        with open_catalogue(home).sessions() as session:
+            version = current_model(session)
+            path = Path(version.path) if version else None
+    except Exception:  # any driver's error: the catalogue line says which
+        return Check("model", False, "the catalogue cannot be read, so neither can which model is current")
     if path is None:
         return Check("model", True, "none yet (`tunesmith train`)")
     try:

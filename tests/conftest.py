@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,3 +85,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str) -> Home:
 def catalogue(home: Home) -> Catalogue:
     """The home's catalogue, opened (and migrated) the way every stage opens it."""
     return open_catalogue(home)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB file system (tmpfs), for what a full disk does; skipped where mounting needs a root this is not."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+                                                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

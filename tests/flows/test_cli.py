@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -101,3 +102,19 @@ def test_the_prefect_form_offers_the_creator_controls() -> None:
     energy = fields["energy"]
     choices = energy.get("enum") or schema["definitions"][energy["$ref"].rsplit("/", 1)[-1]]["enum"]
     assert choices == ["low", "medium", "high"] and energy.get("default") == "medium"
+
+
+def test_a_catalogue_that_is_not_a_database_is_one_line_whatever_the_command(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.flows.test_end_to_end import TUNESMITH, _users_shell
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "catalogue.sqlite").write_bytes(b"this is not a database " * 100)
+    env = {**_users_shell(), "TUNESMITH_HOME": str(home)}
+    for command in (["status"], ["sources"], ["export", str(tmp_path / "out")]):
+        run = subprocess.run([TUNESMITH, *command], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, (command, run.stderr[-3000:])
+        assert run.stderr.startswith(f"error: the catalogue {home / 'catalogue.sqlite'} cannot be read (file is not")
+        assert run.stderr.rstrip().endswith("restore it from a backup, or move it aside and submit the playlists again")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ from tests.faults import FaultyServer
 from tests.flows.test_end_to_end import TUNESMITH, _users_shell
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
-                                                      capture_output=True).returncode:  # fmt: skip
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _audio_on(home: Home, small_disk: Path, room: int) -> Path:
