@@ -29,6 +29,7 @@ class Reason(enum.StrEnum):
     TRUNCATED_TRANSFER = "truncated_transfer"
     NETWORK = "network"
     UNRESOLVED = "unresolved"
+    REFUSED = "refused"  # nothing listens at the address: not worth retrying for minutes
     UNAVAILABLE = "unavailable"
     FORBIDDEN = "forbidden"
     UNSUPPORTED = "unsupported"
@@ -78,6 +79,8 @@ ADVICE = {
     Reason.LIVE_OR_UPCOMING: "a live stream: submit again once it has ended and been archived",
     Reason.REMOVED: "removed from the site: nothing to do",
     Reason.UNAVAILABLE: "not available: nothing to do",
+    Reason.REFUSED: "nothing answered at the site's address: it is down or the URL is wrong; submit again later",
+    Reason.UNRESOLVED: "the site's name did not resolve: check the network, then submit again",
     Reason.RATE_LIMITED: "the site limited this session: wait an hour, then submit again (`--host-pause 3600` waits "
     "it out within one run)",
 }

@@ -97,7 +97,8 @@ class HostPacer:
 
 PACER = HostPacer()  # one per process: every download of the process shares it
 
-HOST_WIDE = frozenset({Reason.BOT_CHECK, Reason.RATE_LIMITED})  # what a host says of the session, not of one video
+# What a host says of the session, not of one video (or, refused or unresolved, what the network says of the host).
+HOST_WIDE = frozenset({Reason.BOT_CHECK, Reason.RATE_LIMITED, Reason.REFUSED, Reason.UNRESOLVED})
 
 
 @dataclass
@@ -126,6 +127,10 @@ class HostWatch:
         if reason is Reason.BOT_CHECK:
             self.stopped[host] = reason
             log.warning("%s asked for proof this is not a bot: its other entries wait for cookies", host)
+            return False
+        if reason in (Reason.REFUSED, Reason.UNRESOLVED) and host not in self.stopped:
+            self.stopped[host] = reason
+            log.warning("%s cannot be reached (%s): its other entries wait for the next run", host, reason.value)
             return False
         if reason is not Reason.RATE_LIMITED or host in self.stopped:
             return False

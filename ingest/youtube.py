@@ -41,7 +41,7 @@ NOTICES = re.compile(r"^\[generic\] Falling back on generic information extracto
 
 
 class _YtDlpLogger:
-    """yt-dlp's logger interface over ours, with its known notices moved from WARNING to INFO."""
+    """yt-dlp's logger interface over ours, with its known notices moved from WARNING to INFO, and its errors too."""
 
     def debug(self, message: str) -> None:
         log.debug(message)
@@ -53,15 +53,17 @@ class _YtDlpLogger:
         (log.info if NOTICES.match(message) else log.warning)(message)
 
     def error(self, message: str) -> None:
-        log.error(message)
+        # Each error reaches us as an exception too and ends as one line of ours (a reason, a retry, the command's
+        # error): yt-dlp's own account of it stays in the log file.
+        log.info(message)
 
 
 # Failures worth another try after a pause; every other reason is permanent.
 TRANSIENT_REASONS = frozenset(
     {Reason.RATE_LIMITED, Reason.SERVER_ERROR, Reason.TIMEOUT, Reason.NETWORK, Reason.TRUNCATED_TRANSFER}
 )  # fmt: skip
-# A name that does not resolve is not worth minutes of retries (yt-dlp's three per request, times ours): it fails
-# at once, and listing a playlist resolves its host first (``check_resolves``).
+# A name that does not resolve, or an address where nothing listens, is not worth minutes of retries (yt-dlp's three
+# per request, times ours): it fails at once, and listing a playlist resolves its host first (``check_resolves``).
 RESOLVE_SECONDS = 10.0
 
 
@@ -286,7 +288,13 @@ def list_playlist(url: str, settings: IngestSettings) -> PlaylistListing:
                     info = ydl.process_ie_result(info, download=False)
                 return sanitized(ydl, read_entries(info))
             except (YtDlpDownloadError, ExtractorError) as error:
-                raise IngestError(f"could not read {url}: {_clean(error)}", reason=classify(str(error))) from error
+                reason = classify(str(error))
+                if reason == Reason.REFUSED:  # the cause, not yt-dlp's account of every layer it went through
+                    host = urlparse(url).hostname
+                    said = f"cannot reach {host} (connection refused): the site is down or the address is wrong"
+                else:
+                    said = _clean(error)
+                raise IngestError(f"could not read {url}: {said}", reason=reason) from error
 
     info = with_retries(expand, settings, what=url)
     if info is None:
@@ -489,7 +497,8 @@ _REASONS = [
         r"content too short|incomplete read|did not get any data|downloaded \d+ bytes, expected",
         Reason.TRUNCATED_TRANSFER,
     ),
-    (r"connection (reset|refused|aborted)|remote end closed|broken pipe|network is unreachable", Reason.NETWORK),
+    (r"connection refused|errno 111\b", Reason.REFUSED),
+    (r"connection (reset|aborted)|remote end closed|broken pipe|network is unreachable", Reason.NETWORK),
     (
         r"name or service not known|name resolution|nodename nor servname|getaddrinfo failed|failed to resolve",
         Reason.UNRESOLVED,

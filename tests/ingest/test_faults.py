@@ -276,6 +276,46 @@ def test_a_bot_check_leaves_the_rest_of_the_host_pending_until_a_run_that_passes
     assert sorted(o.state for o in again) == [SourceState.DOWNLOADED] * 3
 
 
+def test_a_host_where_nothing_listens_is_tried_once_and_its_entries_wait_for_the_next_run(
+    catalogue: Catalogue, server: FaultyServer, feed_items: list[FeedItem]
+) -> None:
+    """Connection refused is not transient: no retries (they multiply with yt-dlp's), and the host's other entries
+    are not tried in this run; all stay pending, none is rejected for the host being down."""
+    import socket
+
+    from ingest.catalogue import download_sources, held_hosts
+    from sample.feed import feed_xml
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    items = [FeedItem(f"gone-{i}.mp3", f"Gone {i}", f"gone-{i}", 60.0) for i in range(3)]
+    (server.root / "gone.xml").write_text(feed_xml(gone, "Gone", items), encoding="utf-8")
+    listing = list_playlist(server.url("gone.xml"), SETTINGS)
+    with catalogue.sessions.begin() as session:
+        record_listing(session, listing, SETTINGS)
+        pending = pending_source_ids(session)
+    settings = SETTINGS.model_copy(update={"parallel_downloads": 1, "retries": 3, "backoff": 5.0})
+    outcomes = list(download_sources(catalogue.sessions, pending, catalogue.home.audio_dir, settings))
+    assert {(o.state, o.reason) for o in outcomes} == {(SourceState.PENDING, "refused")}
+    assert held_hosts(outcomes) == {"127.0.0.1": {"refused": 3}}  # one line for the host, exit 1 (flows.cli)
+
+
+def test_a_playlist_where_nothing_listens_fails_at_once_naming_the_host() -> None:
+    import socket
+
+    from ingest.errors import IngestError
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/playlist.xml"
+    with pytest.raises(IngestError) as refused:
+        list_playlist(url, SETTINGS.model_copy(update={"retries": 3, "backoff": 5.0}))
+    assert refused.value.reason == "refused" and refused.value.attempts == 1  # not 35 s of retries at that back-off
+    assert str(refused.value) == (f"could not read {url}: cannot reach 127.0.0.1 (connection refused): the site is "
+                                  "down or the address is wrong")  # fmt: skip
+
+
 def test_youtube_gets_the_pace_its_wiki_asks_for_and_other_hosts_keep_theirs() -> None:
     from ingest.pacing import YOUTUBE_PACE, expected_wait, pace_for
     from ingest.youtube import _ydl_opts
