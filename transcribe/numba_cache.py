@@ -25,9 +25,12 @@ def lock_path() -> Path:
     return Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir()) / "tunesmith-numba.lock"
 
 
-def load_librosa() -> ModuleType:
-    """The librosa module, with its kernels compiled or loaded under the shared lock (once per process)."""
-    if all(name in sys.modules for name in MODULES):
+def load_librosa(*more: str) -> ModuleType:
+    """The librosa module, with its kernels compiled or loaded under the shared lock (once per process); ``more``:
+    other librosa modules with cached kernels to load the same way (the tests' ``librosa.beat``: two pytest
+    workers collecting it at once left an index that crashed every later process in its beat tracker)."""
+    wanted = (*MODULES, *more)
+    if all(name in sys.modules for name in wanted):
         return sys.modules["librosa"]
     path = lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,7 @@ def load_librosa() -> ModuleType:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            for name in MODULES:
+            for name in wanted:
                 importlib.import_module(name)
         finally:
             if fcntl is not None:

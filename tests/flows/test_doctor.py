@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from db.home import Home
 from flows.doctor import YT_DLP_MAX_AGE_DAYS, yt_dlp_check
 from tests.flows.test_end_to_end import TUNESMITH, _users_shell
@@ -73,3 +75,22 @@ def test_a_full_disk_an_unreadable_catalogue_a_dead_server_and_a_damaged_model_e
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
     assert len(failed) == 1 and failed[0].startswith("FAIL model:") and str(damaged) in failed[0], run.stdout
     assert failed[0].endswith("retrain with `tunesmith train --force`")
+
+
+def test_no_javascript_runtime_fails_its_line(tmp_path: Path) -> None:
+    """The environment's Python outside it (its packages on PYTHONPATH, an empty PATH): no deno beside it."""
+    import shutil
+
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    if base.parent == Path(sys.executable).parent or any(shutil.which(n, path=str(base.parent)) for n in
+                                                         ("deno", "node", "bun")):  # fmt: skip
+        pytest.skip("this Python's own folder holds a JavaScript runtime")
+    packages = next(Path(sys.executable).parent.parent.glob("lib/python3*/site-packages"))
+    root = Path(__file__).resolve().parents[2]
+    env = {"HOME": str(tmp_path), "PATH": str(tmp_path / "nothing"), "PYTHONPATH": f"{packages}:{root}",
+           "TUNESMITH_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    code = "import sys; sys.argv = ['tunesmith', 'doctor']; from flows.cli import main; main()"
+    run = subprocess.run([str(base), "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    lines = {line.split(":")[0]: line for line in run.stdout.splitlines()}
+    assert lines["FAIL JavaScript runtime"].endswith("YouTube's challenges need deno (pip install deno)")

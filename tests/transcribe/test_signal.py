@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import warnings
 
-import librosa
-import librosa.beat
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -19,6 +17,7 @@ from transcribe.beats import ENVELOPE_FPS, dynamic_programming_beats, note_envel
 from transcribe.features import HOP, N_FFT, FeatureAccumulator, spectral_flatness, spectral_shape, zero_crossing_rate
 from transcribe.groove import hpss, median_filter
 from transcribe.midi import read_midi
+from transcribe.numba_cache import load_librosa
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +42,7 @@ def test_the_median_filter_is_scipys_with_mirrored_edges(size: int) -> None:
 
 
 def test_hpss_and_the_spectral_features_are_librosas(audio: np.ndarray) -> None:
+    librosa = load_librosa("librosa.decompose")
     magnitude = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP))
     magnitude[:, :20] = 0.0  # a silent stretch: librosa's special cases for empty frames
     with warnings.catch_warnings():
@@ -67,6 +67,7 @@ def test_hpss_and_the_spectral_features_are_librosas(audio: np.ndarray) -> None:
 
 
 def test_the_beat_tracker_is_librosas(pieces: list[RenderedPiece], audio: np.ndarray) -> None:
+    librosa = load_librosa("librosa.beat")  # its kernels compiled under the lock every tunesmith process shares
     features = FeatureAccumulator(22050)
     features.add(audio)
     envelopes = [
