@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -69,8 +70,9 @@ def test_submit_train_generate_pull(
     assert epochs == [(n, 4) for n in range(1, trained["metrics"]["epochs"] + 1)]
     assert trained["trained"] and trained["promoted"] and trained["metrics"]["val_loss"] > 0
     assert set(trained["metrics"]["baselines"]) == {"unigram", "4-gram", "prototype"}
-    calibrated = [(done, total) for name, done, total, note in reported if name == "calibration"]
-    assert calibrated == [(0, 1), (1, 1)]  # the one style, begun then calibrated
+    calibrated = [(done, total, note) for name, done, total, note in reported if name == "calibration"]
+    assert [(done, total) for done, total, _ in calibrated] == [(0, 1), (1, 1)]  # the one style, begun, calibrated
+    assert re.match(r"end-to-end: onsets/beat [0-9.]+ -> [0-9.]+ \([0-9.]+\), voices", calibrated[-1][2])
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 

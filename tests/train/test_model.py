@@ -19,7 +19,14 @@ pytestmark = pytest.mark.slow
 
 CONFIG = TokenizerConfig()
 TINY = TrainSettings(
-    epochs=8, units=(48, 48), embedding=24, seq_len=64, stride=4, prototype_epochs=1, learning_rate=1e-2
+    epochs=8,
+    units=(48, 48),
+    embedding=24,
+    seq_len=64,
+    stride=4,
+    prototype_epochs=1,
+    learning_rate=1e-2,
+    calibrate=False,  # nothing here reads the sampler's lift: calibrating (a minute) is the end-to-end test's
 )
 
 
@@ -41,7 +48,7 @@ def trained(corpus_pieces: list[Piece]) -> tuple[SavedModel, dict]:
     return fit(corpus_pieces, TINY, on_step=lambda *step: STEPS.append(step))
 
 
-def test_training_reports_each_epochs_losses_and_each_style_calibrated(trained: tuple[SavedModel, dict]) -> None:
+def test_training_reports_each_epochs_losses(trained: tuple[SavedModel, dict]) -> None:
     import re
 
     _, metrics = trained
@@ -51,12 +58,7 @@ def test_training_reports_each_epochs_losses_and_each_style_calibrated(trained: 
     for *_, note in epochs:
         losses = re.fullmatch(r"training loss ([0-9.]+), validation loss ([0-9.]+)", note)
         assert losses and all(0 < float(v) < 20 for v in losses.groups()), note
-    calibrated = [step for step in STEPS if step[0] == "calibration"]
-    assert [(done, total) for _, done, total, _ in calibrated] == [(1, 2), (2, 2)]
-    assert {note.split(":")[0] for *_, note in calibrated} == {"hymns", "organ"}
-    for style, *_ in metrics["calibration"].items():
-        said = next(note for *_, note in calibrated if note.startswith(f"{style}:"))
-        assert re.search(r"onsets/beat [0-9.]+ -> [0-9.]+ \([0-9.]+\)", said), said
+    assert not [step for step in STEPS if step[0] == "calibration"]  # not asked for: not done, not reported
 
 
 def test_split_is_by_whole_piece_and_stable_as_pieces_arrive() -> None:
