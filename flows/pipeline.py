@@ -346,7 +346,9 @@ def retrain_flow(
         cat.sessions, cat.home.models_dir, settings, force=force, tokens_dir=cat.home.tokens_dir, on_step=step,
     )  # fmt: skip
     ran = (outcome.metrics or {}).get("epochs", 0)
-    if outcome.trained and ran < settings.epochs:  # stopped early: the bar ends full, saying so
+    if not outcome.trained:  # nothing to train: the bar ends full, saying why
+        stages["training"].update(settings.epochs, settings.epochs, outcome.message)
+    elif ran < settings.epochs:  # stopped early: the bar ends full, saying so
         stages["training"].update(settings.epochs, settings.epochs, f"stopped early after {ran} epochs")
     logger.info("%s %s", outcome.message, outcome.metrics or "")
     return {

@@ -59,9 +59,31 @@ def test_submit_train_generate_pull(
     assert first.transcribe.rejected == {"repetitive": 1} and first.transcribe.audio_seconds > 60
 
     audio_requests = sum(r.endswith(".mp3") for r in server.requests)
-    again = ingest_flow(SubmitRequest(urls=[feed], settings=LOOPBACK_INGEST))
+    secret = "s3cr3t-session-value"  # the re-run passes the user's cookies: only their path may travel
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\t{secret}\n")
+    jar.chmod(0o600)
+    with_cookies = LOOPBACK_INGEST.model_copy(update={"cookies": str(jar)})
+    again = ingest_flow(SubmitRequest(urls=[feed], settings=with_cookies))
     assert again.ingest.downloaded == 0 and again.transcribe is not None and again.transcribe.transcribed == 0
     assert sum(r.endswith(".mp3") for r in server.requests) == audio_requests
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def recorded() -> str:
+        """Every flow run's parameters and every artifact, as the Prefect server keeps them."""
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            artifacts = await client.read_artifacts()
+            return json.dumps([r.parameters for r in runs], default=str) + json.dumps(
+                [a.data for a in artifacts], default=str
+            )
+
+    kept = asyncio.run(recorded())
+    assert str(jar) in kept and secret not in kept  # the path, never the cookie
+    log_file = home.root / "logs" / "tunesmith.log"
+    assert not log_file.exists() or secret not in log_file.read_text()
 
     reported.clear()
     with listening(lambda *event: reported.append(event)):
@@ -73,15 +95,14 @@ def test_submit_train_generate_pull(
     calibrated = [(done, total, note) for name, done, total, note in reported if name == "calibration"]
     assert [(done, total) for done, total, _ in calibrated] == [(0, 1), (1, 1)]  # the one style, begun, calibrated
     assert re.match(r"end-to-end: onsets/beat [0-9.]+ -> [0-9.]+ \([0-9.]+\), voices", calibrated[-1][2])
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 
     async def progress() -> dict[str, float]:
+        """The latest version of each training artifact (each run adds one under the same key)."""
         async with get_client() as client:
-            keys = ArtifactFilterKey(any_=["training-epochs", "training-calibration"])
-            return {a.key: a.data for a in await client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))}
-
-    import asyncio
+            keys = ArtifactCollectionFilterKey(any_=["training-epochs", "training-calibration"])
+            latest = await client.read_latest_artifacts(artifact_filter=ArtifactCollectionFilter(key=keys))
+            return {a.key: float(a.data) for a in latest if a.key}
 
     assert asyncio.run(progress()) == {"training-epochs": 100.0, "training-calibration": 100.0}  # in the UI
     assert not retrain_flow(epochs=4)["trained"]  # no new pieces: nothing to train
