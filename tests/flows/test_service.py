@@ -226,24 +226,34 @@ def test_the_prefect_ui_shows_the_flow_run(as_service_home: Service, ingest_run:
         browser.quit()
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
-    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
-) -> None:
-    service = as_service_home
+def _run_in_flight(
+    service: Service, server: FaultyServer, pieces: list[RenderedPiece], tag: str, *, quieter_db: int, slow_times: int
+) -> tuple[str, str, dict[SourceState, int]]:
+    """A three-piece playlist submitted to the service, returned once its run downloads the second, slow piece:
+    (the feed's URL, the run's id, the catalogue's counts before). The audio is the pieces' made ``quieter_db``
+    quieter (new audio, not duplicates of another test's); the second download hangs 4 s, ``slow_times`` times."""
     from pydub import AudioSegment
 
-    names = [f"slow-{i}.mp3" for i in range(3)]
-    for name, piece in zip(names, pieces, strict=True):  # new audio (2 dB quieter), not duplicates of the first test's
-        (AudioSegment.from_file(piece.audio_path) - 2).export(server.root / name, format="mp3")
-    server.fail(names[1], Fault(delay=4.0, times=2))  # the second download is slow: kill while it hangs
-    items = [FeedItem(n, n, f"slow:{n}", p.duration) for n, p in zip(names, pieces, strict=True)]
-    url = server.write_feed("slow.xml", "Slow", items)
+    names = [f"{tag}-{i}.mp3" for i in range(3)]
+    for name, piece in zip(names, pieces, strict=True):
+        (AudioSegment.from_file(piece.audio_path) - quieter_db).export(server.root / name, format="mp3")
+    server.fail(names[1], Fault(delay=4.0, times=slow_times))
+    items = [FeedItem(n, n, f"{tag}:{n}", p.duration) for n, p in zip(names, pieces, strict=True)]
+    url = server.write_feed(f"{tag}.xml", tag.capitalize(), items)
     before = _consistent(service.home)
     run_id = _submit(url)["id"]
     _wait(service, run_id, until="running")
     deadline = time.monotonic() + 120
     while server.faults[f"/{names[1]}"].served == 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    return url, run_id, before
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_the_next_run_finishes(
+    as_service_home: Service, server: FaultyServer, pieces: list[RenderedPiece]
+) -> None:
+    service = as_service_home
+    url, _, before = _run_in_flight(service, server, pieces, "slow", quieter_db=2, slow_times=2)
     worker = int((service.run_dir / "worker-1.pid").read_text())
     tree = _process_tree(worker)
     assert len(tree) > 1, "the worker has started its flow run"
@@ -270,20 +280,7 @@ def test_the_server_killed_under_a_running_flow_and_started_again_loses_nothing(
     service = as_service_home
     if not service.home.database_url.startswith("sqlite"):
         pytest.skip("the server keeps its own state: the catalogue's database changes nothing here")
-    from pydub import AudioSegment
-
-    names = [f"outage-{i}.mp3" for i in range(3)]
-    for name, piece in zip(names, pieces, strict=True):  # new audio (3 dB quieter): not duplicates of earlier tests'
-        (AudioSegment.from_file(piece.audio_path) - 3).export(server.root / name, format="mp3")
-    server.fail(names[1], Fault(delay=4.0, times=1))
-    url = server.write_feed("outage.xml", "Outage", [FeedItem(n, n, f"outage:{n}", p.duration)
-                                                      for n, p in zip(names, pieces, strict=True)])  # fmt: skip
-    before = _consistent(service.home)
-    run_id = _submit(url)["id"]
-    _wait(service, run_id, until="running")
-    deadline = time.monotonic() + 120
-    while server.faults[f"/{names[1]}"].served == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    url, run_id, before = _run_in_flight(service, server, pieces, "outage", quieter_db=3, slow_times=1)
     worker = int((service.run_dir / "worker-1.pid").read_text())
     os.killpg(int((service.run_dir / "server.pid").read_text()), signal.SIGKILL)
     time.sleep(3.0)
