@@ -11,19 +11,18 @@ sampler's onset knob), how hard they are played (velocities and the mix's loudne
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, get_args
 
 from generate.arrange import PALETTES, Palette
 from train.style import StyleRecord
 from train.tokens import PITCH_NAMES, GridNote, GridPiece, TokenizerConfig, key_name, key_of, key_reference
 
 Energy = Literal["low", "medium", "high"]
-ENERGIES: tuple[Energy, ...] = ("low", "medium", "high")
+ENERGIES: tuple[Energy, ...] = get_args(Energy)
 TEMPO_RANGE = (30.0, 240.0)  # beats a minute
-METERS = (3, 4)  # the beats a bar the tokens can hold (train.tokens.TokenizerConfig.meters)
+METERS: tuple[int, ...] = TokenizerConfig.meters  # the beats a bar the tokens can hold
 
 
 @dataclass(frozen=True)
@@ -141,9 +140,6 @@ class Controls:
                     f"style {record.name!r} has no piece in a {mode} key; its tracks are put in {key_name(key)} anyway"
                 )
         return notes
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 AS_THE_STYLE = Controls()  # nothing asked: every choice left to the style
